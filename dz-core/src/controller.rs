@@ -1,0 +1,337 @@
+//! The runtime's side of the [`Context`](crate::Context): the object-safe [`MachineController`]
+//! trait and the type-erased values that cross it.
+//!
+//! Node code never names a runtime: every handler talks to a `dyn MachineController`, which the
+//! simulator ([`crate::sim`]) and the real runtime each implement, so one node type compiles once
+//! and runs on both. Users do not call this trait; runtime authors implement it.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Waker;
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::Context;
+use crate::handle::{MachineHandle, RawHandle, Transport};
+use crate::ids::NodeId;
+use crate::node::{Handled, Message, Node};
+
+/// A boxed task future, as given to [`MachineController::create_task`].
+pub type TaskFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Makes the next message of a periodic timer.
+pub type MessageMaker = Box<dyn FnMut() -> Box<dyn AnyMessage> + Send + 'static>;
+
+/// What a timer delivers.
+pub enum TimerMessage {
+    /// One message, once.
+    Once(Box<dyn AnyMessage>),
+    /// A message made anew every `period_micros`.
+    Every {
+        /// The period, in microseconds (at least 1).
+        period_micros: u64,
+        /// Makes each message.
+        make: MessageMaker,
+    },
+}
+
+impl fmt::Debug for TimerMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimerMessage::Once(m) => f.debug_tuple("Once").field(&m.name()).finish(),
+            TimerMessage::Every { period_micros, .. } => {
+                f.debug_struct("Every").field("period_micros", period_micros).finish_non_exhaustive()
+            }
+        }
+    }
+}
+
+/// The operations a machine offers its nodes. Every method takes `&self`: a controller is shared
+/// by all the handlers and tasks of its machine.
+pub trait MachineController: Send + Sync + 'static {
+    /// This machine's handle.
+    fn machine(&self) -> &MachineHandle;
+
+    /// Microseconds since the machine's clock started (virtual under the simulator).
+    fn now_micros(&self) -> u64;
+
+    /// Sends a message; never fails in the caller: a message that cannot be delivered is dropped
+    /// and counted (delivery is at most once).
+    fn send(&self, envelope: Envelope<'_>);
+
+    /// Starts the node in `request` on `request.on`, as sent by node `from`, and returns the
+    /// transport by which `from` reaches the new node.
+    fn spawn(&self, from: &NodeId, request: SpawnRequest) -> Transport;
+
+    /// Terminates the node `target` (which may be `from` itself).
+    fn terminate(&self, from: &NodeId, target: &RawHandle);
+
+    /// A new id `prefix_<12 characters>` from this machine's id stream.
+    fn new_id(&self, prefix: &str) -> NodeId;
+
+    /// A transport that lets `for_node` reach `receiver`, a node of this machine.
+    fn new_transport(&self, receiver: &NodeId, for_node: &NodeId) -> Transport;
+
+    /// `transport`, held by `holder`, passed on to `for_node`.
+    fn transfer_transport(&self, holder: &NodeId, transport: &Transport, for_node: &NodeId) -> Transport;
+
+    /// The next draw of `node`'s own random stream.
+    fn random_u64(&self, node: &NodeId) -> u64;
+
+    /// Wakes `waker` once the clock reaches `deadline_micros`.
+    fn wake_at(&self, deadline_micros: u64, waker: Waker);
+
+    /// Delivers `message` to `node` itself after `delay_micros` (and, for
+    /// [`TimerMessage::Every`], every period after that) until cancelled or the node ends.
+    fn schedule(&self, node: &NodeId, delay_micros: u64, message: TimerMessage) -> TimerToken;
+
+    /// Cancels a timer of `node`; `false` if it had already fired (one-shot) or was unknown.
+    fn cancel_timer(&self, node: &NodeId, token: TimerToken) -> bool;
+
+    /// Runs `task` beside `node` until it ends or the node does.
+    fn create_task(&self, node: &NodeId, task: TaskFuture);
+
+    /// `true` now and then under a simulation that enables it; never in a real runtime.
+    fn buggify(&self, node: &NodeId) -> bool {
+        let _ = node;
+        false
+    }
+}
+
+/// Names a timer made by [`Context::send_after`] or [`Context::send_every`], to cancel it.
+///
+/// It is plain data, so a node can keep it in its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TimerToken(pub u64);
+
+/// A message on its way: from which node, to which handle, and the typed message itself (it is
+/// serialised only if it leaves its machine). It borrows the ids, so that a send clones only what
+/// the runtime keeps.
+pub struct Envelope<'a> {
+    /// The sending node.
+    pub from: &'a NodeId,
+    /// The receiving handle.
+    pub to: &'a RawHandle,
+    /// The message.
+    pub message: Box<dyn AnyMessage>,
+}
+
+impl fmt::Debug for Envelope<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("message", &self.message.name())
+            .finish()
+    }
+}
+
+/// A message with its type erased. Implemented for every [`Message`].
+pub trait AnyMessage: Send + 'static {
+    /// `NodeType::handler`.
+    fn name(&self) -> &'static str;
+    /// The message as JSON.
+    ///
+    /// # Errors
+    ///
+    /// When the message's `Serialize` implementation fails (a map with non-string keys, say).
+    fn to_json(&self) -> Result<Vec<u8>, serde_json::Error>;
+    /// The message as `Any`, to be downcast to its node's message type.
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+impl<M: Message> AnyMessage for M {
+    fn name(&self) -> &'static str {
+        Message::name(self)
+    }
+
+    fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}
+
+/// A request to start a node.
+pub struct SpawnRequest {
+    /// The id the new node gets (reserved beforehand with [`Context::reserve_id`] or fresh).
+    pub id: NodeId,
+    /// The machine to start it on.
+    pub on: MachineHandle,
+    /// The node's initial state.
+    pub node: Box<dyn ErasedNode>,
+}
+
+impl fmt::Debug for SpawnRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpawnRequest")
+            .field("id", &self.id)
+            .field("on", &self.on)
+            .field("node_type", &self.node.type_name())
+            .finish()
+    }
+}
+
+/// Makes a node of one type from its JSON state (a spawn that crossed machines).
+pub type NodeFactory = fn(&[u8]) -> Result<Box<dyn ErasedNode>, serde_json::Error>;
+
+/// What [`ErasedNode::handle`] did.
+pub enum ErasedHandled {
+    /// The handler ran to its end.
+    Done,
+    /// The message is for an `async` handler: run [`ErasedNode::handle_async`] with it.
+    Async(Box<dyn Any + Send>),
+}
+
+impl fmt::Debug for ErasedHandled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErasedHandled::Done => f.write_str("Done"),
+            ErasedHandled::Async(_) => f.write_str("Async(..)"),
+        }
+    }
+}
+
+/// The future of an erased `async` handler; it gives the node back when done.
+pub type ErasedNodeFuture = Pin<Box<dyn Future<Output = Box<dyn ErasedNode>> + Send + 'static>>;
+
+/// Why a runtime could not hand a message to a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// The message was made for another type of node.
+    #[error("message `{message}` is not for a node of type `{node_type}`")]
+    WrongMessageType {
+        /// The message's name.
+        message: &'static str,
+        /// The receiving node's type.
+        node_type: &'static str,
+    },
+    /// The JSON does not decode as the node's message type.
+    #[error("message for a `{node_type}` does not decode: {source}")]
+    Decode {
+        /// The receiving node's type.
+        node_type: &'static str,
+        /// What serde_json said.
+        source: serde_json::Error,
+    },
+}
+
+/// A node with its type erased: what runtimes store and drive. Implemented for every [`Node`].
+pub trait ErasedNode: Send + 'static {
+    /// The node's [`Node::TYPE_NAME`].
+    fn type_name(&self) -> &'static str;
+    /// The node's state as JSON.
+    ///
+    /// # Errors
+    ///
+    /// When the state's `Serialize` implementation fails.
+    fn to_json(&self) -> Result<Vec<u8>, serde_json::Error>;
+    /// Makes a node of this type from JSON.
+    fn factory(&self) -> NodeFactory;
+    /// Decodes a message for this node from JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`DeliveryError::Decode`] when the JSON is not one of this node's messages.
+    fn decode_message(&self, json: &[u8]) -> Result<Box<dyn AnyMessage>, DeliveryError>;
+    /// Runs a synchronous handler, or gives an `async` handler's message back.
+    ///
+    /// # Errors
+    ///
+    /// [`DeliveryError::WrongMessageType`] when the message is not of this node's type.
+    fn handle(
+        &mut self,
+        ctrl: &Arc<dyn MachineController>,
+        id: &NodeId,
+        message: Box<dyn AnyMessage>,
+    ) -> Result<ErasedHandled, DeliveryError>;
+    /// Runs an `async` handler as a future that owns the node.
+    fn handle_async(
+        self: Box<Self>,
+        ctrl: Arc<dyn MachineController>,
+        id: NodeId,
+        message: Box<dyn Any + Send>,
+    ) -> ErasedNodeFuture;
+    /// Runs the node's `started` hook.
+    fn started(&mut self, ctrl: &Arc<dyn MachineController>, id: &NodeId);
+    /// Runs the node's `stopping` hook.
+    fn stopping(&mut self, ctrl: &Arc<dyn MachineController>, id: &NodeId);
+    /// The node's state, to be downcast for inspection.
+    fn as_any(&self) -> &dyn Any;
+}
+
+fn from_json<N: Node>(json: &[u8]) -> Result<Box<dyn ErasedNode>, serde_json::Error> {
+    Ok(Box::new(serde_json::from_slice::<N>(json)?))
+}
+
+impl<N: Node> ErasedNode for N {
+    fn type_name(&self) -> &'static str {
+        N::TYPE_NAME
+    }
+
+    fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    fn factory(&self) -> NodeFactory {
+        from_json::<N>
+    }
+
+    fn decode_message(&self, json: &[u8]) -> Result<Box<dyn AnyMessage>, DeliveryError> {
+        match serde_json::from_slice::<N::Message>(json) {
+            Ok(m) => Ok(Box::new(m)),
+            Err(source) => Err(DeliveryError::Decode { node_type: N::TYPE_NAME, source }),
+        }
+    }
+
+    fn handle(
+        &mut self,
+        ctrl: &Arc<dyn MachineController>,
+        id: &NodeId,
+        message: Box<dyn AnyMessage>,
+    ) -> Result<ErasedHandled, DeliveryError> {
+        let name = message.name();
+        let message = message
+            .into_any()
+            .downcast::<N::Message>()
+            .map_err(|_| DeliveryError::WrongMessageType { message: name, node_type: N::TYPE_NAME })?;
+        let mut ctx = Context::for_runtime(ctrl, id);
+        Ok(match Node::handle(self, &mut ctx, *message) {
+            Handled::Done => ErasedHandled::Done,
+            Handled::Async(m) => ErasedHandled::Async(Box::new(m)),
+        })
+    }
+
+    fn handle_async(
+        self: Box<Self>,
+        ctrl: Arc<dyn MachineController>,
+        id: NodeId,
+        message: Box<dyn Any + Send>,
+    ) -> ErasedNodeFuture {
+        // `ErasedHandled::Async` only ever carries `N::Message`; anything else is a runtime bug.
+        let message = match message.downcast::<N::Message>() {
+            Ok(m) => *m,
+            Err(_) => return Box::pin(async move { self as Box<dyn ErasedNode> }),
+        };
+        let future = Node::handle_async(self, Context::for_runtime_owned(ctrl, id), message);
+        Box::pin(async move { future.await as Box<dyn ErasedNode> })
+    }
+
+    fn started(&mut self, ctrl: &Arc<dyn MachineController>, id: &NodeId) {
+        Node::started(self, &mut Context::for_runtime(ctrl, id));
+    }
+
+    fn stopping(&mut self, ctrl: &Arc<dyn MachineController>, id: &NodeId) {
+        Node::stopping(self, &mut Context::for_runtime(ctrl, id));
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

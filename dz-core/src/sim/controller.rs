@@ -1,0 +1,77 @@
+//! The simulator's [`MachineController`]: one per simulated machine, all sharing one world.
+
+use std::sync::Arc;
+use std::task::Waker;
+
+use crate::controller::{Envelope, MachineController, SpawnRequest, TaskFuture, TimerMessage, TimerToken};
+use crate::handle::{MachineHandle, RawHandle, Transport};
+use crate::ids::NodeId;
+
+use super::world::{Shared, TaskFut};
+
+/// A simulated machine as its nodes see it.
+pub(crate) struct SimController {
+    pub(crate) handle: MachineHandle,
+    pub(crate) index: usize,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl MachineController for SimController {
+    fn machine(&self) -> &MachineHandle {
+        &self.handle
+    }
+
+    fn now_micros(&self) -> u64 {
+        self.shared.lock().now
+    }
+
+    fn send(&self, envelope: Envelope<'_>) {
+        let Envelope { from, to, message } = envelope;
+        self.shared.lock().send(self.index, from, to, message);
+    }
+
+    fn spawn(&self, from: &NodeId, request: SpawnRequest) -> Transport {
+        let transport = Transport::new(request.on.address(), from.clone());
+        self.shared.lock().spawn(self.index, from.clone(), request.id, &request.on, request.node);
+        transport
+    }
+
+    fn terminate(&self, from: &NodeId, target: &RawHandle) {
+        self.shared.lock().terminate(self.index, from.clone(), target.id().clone());
+    }
+
+    fn new_id(&self, prefix: &str) -> NodeId {
+        self.shared.lock().new_node_id(prefix)
+    }
+
+    fn new_transport(&self, _receiver: &NodeId, for_node: &NodeId) -> Transport {
+        Transport::new(self.handle.address(), for_node.clone())
+    }
+
+    fn transfer_transport(&self, _holder: &NodeId, transport: &Transport, for_node: &NodeId) -> Transport {
+        transport.transferred(for_node.clone())
+    }
+
+    fn random_u64(&self, node: &NodeId) -> u64 {
+        self.shared.lock().node_random(node)
+    }
+
+    fn wake_at(&self, deadline_micros: u64, waker: Waker) {
+        self.shared.lock().push_wake_at(deadline_micros, waker);
+    }
+
+    fn schedule(&self, node: &NodeId, delay_micros: u64, message: TimerMessage) -> TimerToken {
+        TimerToken(self.shared.lock().schedule(node, delay_micros, message))
+    }
+
+    fn cancel_timer(&self, node: &NodeId, token: TimerToken) -> bool {
+        self.shared.lock().cancel_timer(node, token.0)
+    }
+
+    fn create_task(&self, node: &NodeId, task: TaskFuture) {
+        let mut world = self.shared.lock();
+        if let Some(task) = world.create_task(node, TaskFut::Plain(task), &self.shared.wakes) {
+            world.push_polls(vec![task]);
+        }
+    }
+}

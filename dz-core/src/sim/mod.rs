@@ -1,0 +1,406 @@
+//! The deterministic simulator: many machines in one process, one thread, virtual time.
+//!
+//! A [`Simulation`] holds simulated machines and the nodes on them, and runs their messages,
+//! timers and tasks in virtual time that jumps from one event to the next, so hundreds of
+//! simulated seconds take well under a wall second. Everything that could vary comes from the
+//! seed: the order of events due at the same instant, network latency, node ids and each node's
+//! random stream. The same seed and program give the same trace, entry for entry, which
+//! [`Simulation::trace_hash`] sums up.
+//!
+//! - Messages between machines are serialised to JSON and back, as on a real network, and take a
+//!   latency drawn from [`LatencyModel`] (by default mean 10 ms, sd 3 ms, at least 1 ms).
+//!   Messages within a machine skip the network but still go through the event queue.
+//! - Between one sender and one receiver, messages arrive in send order, at most once.
+//! - A message to a node that is gone is dropped and counted ([`NodeStats::dropped`] of its
+//!   sender, [`SimStats::dropped`]); a handler that panics stops its own node only.
+//! - The test itself acts as a [`Driver`] node on a machine of its own: [`Simulation::spawn`],
+//!   [`Simulation::send`] and [`Simulation::driver`] use it.
+//! - If a test panics while a simulation is alive, the simulation prints its seed on drop, so the
+//!   run can be replayed with `Simulation::new(seed)`.
+//!
+//! # Examples
+//!
+//! ```
+//! use dz_core::prelude::*;
+//! use dz_core::sim::Simulation;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! pub struct Counter { total: u64 }
+//!
+//! #[node]
+//! impl Counter {
+//!     #[handler]
+//!     fn add(&mut self, n: u64) {
+//!         self.total += n;
+//!     }
+//! }
+//!
+//! let mut sim = Simulation::new(1);
+//! let machine = sim.add_machine();
+//! let counter = sim.spawn(Counter { total: 0 }, &machine);
+//! for n in 1..=10 {
+//!     counter.add(&mut sim.driver(), n); // the typed send method, from the test
+//! }
+//! sim.run_until_idle();
+//! assert_eq!(sim.inspect(&counter, |c| c.total), Some(55));
+//! assert_eq!(sim.node_stats(counter.id()).unwrap().received, 10);
+//! ```
+
+mod controller;
+mod driver;
+mod queue;
+mod stats;
+pub mod trace;
+mod world;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+
+use crate::context::Context;
+use crate::controller::{ErasedHandled, MachineController};
+use crate::handle::{Handle, MachineHandle};
+use crate::ids::NodeId;
+use crate::node::Node;
+
+pub use driver::{Driver, DriverHandle, DriverMessage};
+pub use stats::{NodeStats, SimStats};
+pub use trace::{first_divergence, Divergence, TraceEntry, TraceKind};
+
+use controller::SimController;
+use world::{Ending, Finished, MachineSlot, Shared, TaskFut, Work, World};
+
+/// The latency of messages between machines: a normal distribution, clipped below.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatencyModel {
+    /// Mean, in milliseconds.
+    pub mean_ms: f64,
+    /// Standard deviation, in milliseconds.
+    pub sd_ms: f64,
+    /// The least latency, in milliseconds.
+    pub min_ms: f64,
+}
+
+impl Default for LatencyModel {
+    fn default() -> Self {
+        LatencyModel { mean_ms: 10.0, sd_ms: 3.0, min_ms: 1.0 }
+    }
+}
+
+/// How a simulation is set up.
+///
+/// Build one with struct update syntax: `SimConfig { record_trace: true, ..SimConfig::default() }`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SimConfig {
+    /// Latency between machines.
+    pub latency: LatencyModel,
+    /// Keep every trace entry (for [`Simulation::trace`]); the hash is kept either way.
+    pub record_trace: bool,
+}
+
+/// A deterministic simulation of machines and their nodes. See the [module docs](self).
+pub struct Simulation {
+    shared: Arc<Shared>,
+    /// The machines' controllers, by index, kept outside the world's lock so that running a
+    /// handler needs no clone of one.
+    ctrls: Vec<Arc<dyn MachineController>>,
+    driver: NodeId,
+    driver_ctrl: Arc<dyn MachineController>,
+}
+
+impl std::fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let world = self.shared.lock();
+        f.debug_struct("Simulation")
+            .field("seed", &world.seed)
+            .field("now_micros", &world.now)
+            .field("machines", &world.machines.iter().filter(|m| !m.hidden).count())
+            .field("pending_events", &world.pending_events())
+            .finish()
+    }
+}
+
+impl Simulation {
+    /// A simulation whose every choice comes from `seed`, with the default [`SimConfig`].
+    pub fn new(seed: u64) -> Self {
+        Self::with_config(seed, SimConfig::default())
+    }
+
+    /// A simulation with `config`.
+    pub fn with_config(seed: u64, config: SimConfig) -> Self {
+        let shared = Arc::new(Shared { world: Mutex::new(World::new(seed, config)), wakes: Arc::default() });
+        let driver_ctrl = Self::new_machine(&shared, true);
+        let ctrls = vec![Arc::clone(&driver_ctrl)];
+        let driver = {
+            let mut world = shared.lock();
+            let id = world.new_node_id(Driver::TYPE_NAME);
+            let machine = world.machines.len() - 1;
+            world.insert_idle(id.clone(), machine, Box::new(Driver));
+            id
+        };
+        Simulation { shared, ctrls, driver, driver_ctrl }
+    }
+
+    fn new_machine(shared: &Arc<Shared>, hidden: bool) -> Arc<dyn MachineController> {
+        let mut world = shared.lock();
+        let id = world.new_machine_id();
+        let handle = MachineHandle::new(id.clone(), format!("sim://{id}"));
+        let index = world.machines.len();
+        let ctrl: Arc<dyn MachineController> =
+            Arc::new(SimController { handle: handle.clone(), index, shared: Arc::clone(shared) });
+        world.add_machine(MachineSlot { handle, ctrl: Arc::clone(&ctrl), hidden });
+        ctrl
+    }
+
+    /// The seed this simulation runs from.
+    pub fn seed(&self) -> u64 {
+        self.shared.lock().seed
+    }
+
+    /// Adds a machine and returns its handle, to spawn nodes on.
+    pub fn add_machine(&mut self) -> MachineHandle {
+        let ctrl = Self::new_machine(&self.shared, false);
+        let handle = ctrl.machine().clone();
+        self.ctrls.push(ctrl);
+        handle
+    }
+
+    /// The machines added so far, in the order they were added.
+    pub fn machines(&self) -> Vec<MachineHandle> {
+        self.shared.lock().machines.iter().filter(|m| !m.hidden).map(|m| m.handle.clone()).collect()
+    }
+
+    /// Virtual time, in milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.shared.lock().now / 1000
+    }
+
+    /// Virtual time, in microseconds.
+    pub fn now_micros(&self) -> u64 {
+        self.shared.lock().now
+    }
+
+    /// A context of the test's own [`Driver`] node, through which a test calls nodes' typed send
+    /// methods (`counter.add(&mut sim.driver(), 5)`) or anything else a context offers.
+    pub fn driver(&self) -> Context<'static, Driver> {
+        Context::for_runtime_owned(Arc::clone(&self.driver_ctrl), self.driver.clone())
+    }
+
+    /// The id of the test's [`Driver`] node: handles the test holds were issued for it.
+    pub fn driver_id(&self) -> &NodeId {
+        &self.driver
+    }
+
+    /// Spawns `node` on `on` from the test, returning a handle for the test to use.
+    pub fn spawn<N: Node>(&mut self, node: N, on: &MachineHandle) -> Handle<N> {
+        self.driver().spawn(node, on)
+    }
+
+    /// Sends `msg` to the node behind `to`, from the test.
+    pub fn send<N: Node>(&mut self, to: &Handle<N>, msg: N::Message) {
+        self.driver().send(to, msg);
+    }
+
+    /// Passes a handle the test holds on to the node `for_node`.
+    pub fn transfer_handle<N: Node>(&mut self, handle: &Handle<N>, for_node: &NodeId) -> Handle<N> {
+        self.driver().transfer_handle(handle, for_node)
+    }
+
+    /// Terminates the node behind `handle`, from the test.
+    pub fn terminate<N: Node>(&mut self, handle: &Handle<N>) {
+        self.driver().terminate(handle);
+    }
+
+    /// Runs until no event is left; returns the number of events run.
+    ///
+    /// A periodic timer never runs out of events: with one running, use [`Simulation::run_for`].
+    pub fn run_until_idle(&mut self) -> u64 {
+        self.run_until_micros(None)
+    }
+
+    /// Runs every event due in the next `ms` milliseconds of virtual time, then moves the clock to
+    /// the end of that span; returns the number of events run.
+    pub fn run_for(&mut self, ms: u64) -> u64 {
+        let end = self.now_micros().saturating_add(ms.saturating_mul(1000));
+        let events = self.run_until_micros(Some(end));
+        let mut world = self.shared.lock();
+        world.now = world.now.max(end);
+        events
+    }
+
+    fn run_until_micros(&mut self, until: Option<u64>) -> u64 {
+        let before = self.shared.lock().stats.events;
+        let mut finished = None;
+        loop {
+            // One lock per step: the last handler's node goes back, the next work comes out.
+            // What a step leaves behind (node states, futures) is dropped with the world unlocked.
+            let (work, trash) = self.shared.next_work(finished.take(), until);
+            drop(trash);
+            let Some(work) = work else { break };
+            finished = self.perform(work);
+        }
+        self.shared.lock().stats.events - before
+    }
+
+    /// Runs node code with the world unlocked, then gives the world the result; a node whose
+    /// handler or hook ended normally is returned, for the next step to put back.
+    fn perform(&self, work: Work) -> Option<Finished> {
+        match work {
+            Work::Handle { id, machine, mut node, message } => {
+                let ctrl = &self.ctrls[machine];
+                match catch_unwind(AssertUnwindSafe(|| node.handle(ctrl, &id, message))) {
+                    Ok(Ok(ErasedHandled::Done)) => return Some(Finished { id, node }),
+                    Ok(Ok(ErasedHandled::Async(message))) => {
+                        let fut = node.handle_async(Arc::clone(ctrl), id.clone(), message);
+                        let task = self.shared.lock().create_task(&id, TaskFut::Handler(fut), &self.shared.wakes);
+                        if let Some(task) = task {
+                            let work = {
+                                let mut world = self.shared.lock();
+                                world.suspend(&id, task);
+                                world.take_for_poll(task)
+                            };
+                            if let Some(work) = work {
+                                return self.perform(work);
+                            }
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(node = %id, error = %e, "dz sim: message of the wrong type");
+                        self.shared.lock().put_back(&id, node);
+                    }
+                    Err(panic) => self.node_panicked(&id, &*panic),
+                }
+            }
+            Work::Start { id, ctrl, mut node } => match catch_unwind(AssertUnwindSafe(|| node.started(&ctrl, &id))) {
+                Ok(()) => return Some(Finished { id, node }),
+                Err(panic) => self.node_panicked(&id, &*panic),
+            },
+            Work::Stop { id, ctrl, mut node } => {
+                let result = catch_unwind(AssertUnwindSafe(|| node.stopping(&ctrl, &id)));
+                let mut world = self.shared.lock();
+                world.trash.push(Box::new(node));
+                match result {
+                    Ok(()) => world.bury(&id, Ending::Terminated),
+                    Err(panic) => {
+                        drop(world);
+                        self.node_panicked(&id, &*panic);
+                    }
+                }
+            }
+            Work::Poll { task, mut fut, waker } => {
+                let mut cx = TaskContext::from_waker(&waker);
+                let polled = catch_unwind(AssertUnwindSafe(|| match &mut fut {
+                    TaskFut::Handler(f) => f.as_mut().poll(&mut cx).map(Some),
+                    TaskFut::Plain(f) => f.as_mut().poll(&mut cx).map(|()| None),
+                }));
+                match polled {
+                    Ok(Poll::Pending) => self.shared.lock().return_task(task, fut),
+                    Ok(Poll::Ready(node)) => {
+                        let mut world = self.shared.lock();
+                        let owner = world.finish_task(task);
+                        world.trash.push(fut_box(fut));
+                        match (owner, node) {
+                            (Some(id), Some(node)) => return Some(Finished { id, node }),
+                            (None, Some(node)) => world.trash.push(Box::new(node)),
+                            (_, None) => {}
+                        }
+                    }
+                    Err(panic) => {
+                        let owner = self.shared.lock().task_node(task);
+                        self.shared.lock().trash.push(fut_box(fut));
+                        if let Some(id) = owner {
+                            self.node_panicked(&id, &*panic);
+                        }
+                    }
+                }
+            }
+            Work::Wake(waker) => waker.wake(),
+        }
+        None
+    }
+
+    fn node_panicked(&self, id: &NodeId, panic: &(dyn std::any::Any + Send)) {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic".to_string());
+        tracing::warn!(node = %id, panic = %what, "dz sim: node panicked and stopped");
+        self.shared.lock().bury(id, Ending::Panicked);
+    }
+
+    /// Reads the state of the node behind `handle`: `f` gets it, and its result is returned.
+    /// `None` if the node is gone, has not started yet, or is inside an `async` handler (its state
+    /// is then inside the handler).
+    ///
+    /// `f` runs with the simulation locked: it must not call into the simulation.
+    pub fn inspect<N: Node, R>(&self, handle: &Handle<N>, f: impl FnOnce(&N) -> R) -> Option<R> {
+        let world = self.shared.lock();
+        let node = world.idle_node(handle.id())?;
+        node.as_any().downcast_ref::<N>().map(f)
+    }
+
+    /// Whether the node `id` has started and not ended.
+    pub fn is_alive(&self, id: &NodeId) -> bool {
+        self.shared.lock().is_alive(id)
+    }
+
+    /// The counters of node `id`, alive or ended; `None` if it never started.
+    pub fn node_stats(&self, id: &NodeId) -> Option<NodeStats> {
+        self.shared.lock().node_stats(id)
+    }
+
+    /// The counters of the whole run.
+    pub fn stats(&self) -> SimStats {
+        self.shared.lock().stats
+    }
+
+    /// The hash of the trace so far: equal for two runs of the same program and seed.
+    pub fn trace_hash(&self) -> u64 {
+        self.shared.lock().trace.hash()
+    }
+
+    /// How many entries the trace has so far.
+    pub fn trace_len(&self) -> u64 {
+        self.shared.lock().trace.len()
+    }
+
+    /// Keeps every trace entry from now on (or stops keeping them); see [`Simulation::trace`].
+    pub fn record_trace(&mut self, keep: bool) {
+        self.shared.lock().trace.keep_entries(keep);
+    }
+
+    /// The trace entries kept so far (empty unless [`SimConfig::record_trace`] or
+    /// [`Simulation::record_trace`] asked for them).
+    pub fn trace(&self) -> Vec<TraceEntry> {
+        self.shared.lock().trace.entries().map(<[TraceEntry]>::to_vec).unwrap_or_default()
+    }
+
+    /// The time of the next event, in microseconds, if any.
+    pub fn next_event_micros(&self) -> Option<u64> {
+        self.shared.lock().next_event_micros()
+    }
+}
+
+fn fut_box(fut: TaskFut) -> Box<dyn std::any::Any + Send> {
+    match fut {
+        TaskFut::Handler(f) => Box::new(f),
+        TaskFut::Plain(f) => Box::new(f),
+    }
+}
+
+impl Drop for Simulation {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let world = self.shared.lock();
+            eprintln!(
+                "dz sim: a panic while this simulation was alive; seed {} (replay with Simulation::new({})), \
+                 at {} us of virtual time",
+                world.seed, world.seed, world.now
+            );
+        }
+        let trash = self.shared.lock().clear();
+        drop(trash);
+    }
+}

@@ -1,0 +1,116 @@
+//! The trace of a simulation: every delivery, drop, spawn and termination, in order, with a
+//! stable hash that two runs can be compared by.
+
+use std::fmt;
+
+use crate::ids::NodeId;
+use crate::rng::fold_words;
+
+/// What happened at one step of a simulation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TraceKind {
+    /// A message reached its node's handler.
+    Deliver,
+    /// A message was dropped (its node is gone or never was, or it did not decode).
+    Drop,
+    /// A node started.
+    Spawn,
+    /// A node was terminated (or stopped by a panic).
+    Terminate,
+}
+
+/// One step of a simulation's trace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TraceEntry {
+    /// Virtual time, in microseconds.
+    pub micros: u64,
+    /// What happened.
+    pub kind: TraceKind,
+    /// The sending (or spawning, terminating) node.
+    pub from: NodeId,
+    /// The receiving (spawned, terminated) node.
+    pub to: NodeId,
+    /// The message's name (`Node::handler`), or the node type for spawns.
+    pub message: &'static str,
+}
+
+impl fmt::Display for TraceEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:>12}us {:?} {} -> {} {}", self.micros, self.kind, self.from, self.to, self.message)
+    }
+}
+
+/// Where two traces part, as found by [`first_divergence`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// The index of the first entry that differs.
+    pub index: usize,
+    /// That entry in the first trace (`None`: the first trace ended there).
+    pub left: Option<TraceEntry>,
+    /// That entry in the second trace (`None`: the second trace ended there).
+    pub right: Option<TraceEntry>,
+}
+
+/// The first place where two traces differ, or `None` if they are equal: the debugging aid for a
+/// simulation that should be deterministic and is not.
+///
+/// # Examples
+///
+/// ```
+/// use dz_core::sim::trace::first_divergence;
+/// assert_eq!(first_divergence(&[], &[]), None);
+/// ```
+pub fn first_divergence(left: &[TraceEntry], right: &[TraceEntry]) -> Option<Divergence> {
+    let index = left.iter().zip(right).position(|(l, r)| l != r).unwrap_or(left.len().min(right.len()));
+    if index == left.len() && index == right.len() {
+        return None;
+    }
+    Some(Divergence { index, left: left.get(index).cloned(), right: right.get(index).cloned() })
+}
+
+/// Keeps the running hash of a trace, and the entries themselves when asked to.
+#[derive(Debug)]
+pub(crate) struct TraceRecorder {
+    hash: u64,
+    len: u64,
+    entries: Option<Vec<TraceEntry>>,
+}
+
+impl TraceRecorder {
+    pub(crate) fn new(keep_entries: bool) -> Self {
+        TraceRecorder { hash: 0xcbf2_9ce4_8422_2325, len: 0, entries: keep_entries.then(Vec::new) }
+    }
+
+    pub(crate) fn record(&mut self, micros: u64, kind: TraceKind, from: &NodeId, to: &NodeId, message: &'static str) {
+        let mut h = fold_words(self.hash, &(micros ^ ((kind as u64) << 56)).to_le_bytes());
+        h = fold_words(h, &from.stable_hash().to_le_bytes());
+        h = fold_words(h, &to.stable_hash().to_le_bytes());
+        h = fold_words(h, message.as_bytes());
+        self.hash = h;
+        self.len += 1;
+        if let Some(entries) = &mut self.entries {
+            entries.push(TraceEntry { micros, kind, from: from.clone(), to: to.clone(), message });
+        }
+    }
+
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub(crate) fn entries(&self) -> Option<&[TraceEntry]> {
+        self.entries.as_deref()
+    }
+
+    pub(crate) fn keep_entries(&mut self, keep: bool) {
+        match (keep, self.entries.is_some()) {
+            (true, false) => self.entries = Some(Vec::new()),
+            (false, true) => self.entries = None,
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,902 @@
+//! The simulated world: machines, nodes, timers, tasks and the event queue, behind one lock.
+//!
+//! The world never runs node code while its lock is held. [`World::next_work`] takes events off
+//! the queue, settles those that need no node code (drops, cancelled timers) and returns the first
+//! piece of [`Work`] that does; the simulation runs it with the lock released (so that the node
+//! can call back through its context) and then hands the result back.
+//!
+//! Maps keyed by id are `HashMap`s used for look-ups only and never iterated, so their seeded
+//! order cannot leak into a run; everything iterated is a `Vec` or a `BTreeMap`.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Wake, Waker};
+
+use crate::controller::{
+    AnyMessage, ErasedNode, ErasedNodeFuture, MachineController, NodeFactory, TaskFuture, TimerMessage,
+};
+use crate::handle::MachineHandle;
+use crate::ids::{new_id, MachineId, NodeId};
+use crate::rng::{BuildIdHasher, DetRng};
+
+use super::queue::{Due, EventQueue};
+use super::stats::{NodeStats, SimStats};
+use super::trace::{TraceKind, TraceRecorder};
+use super::SimConfig;
+
+/// Tasks woken since the last step: apart from the world, so that a waker never waits for it.
+#[derive(Default)]
+pub(crate) struct Wakes {
+    any: AtomicBool,
+    tasks: Mutex<Vec<u64>>,
+}
+
+impl Wakes {
+    fn push(&self, task: u64) {
+        self.tasks.lock().unwrap_or_else(PoisonError::into_inner).push(task);
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// The tasks woken since the last call (cheap when there are none).
+    fn take(&self) -> Vec<u64> {
+        if !self.any.load(Ordering::Acquire) || !self.any.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// What the world and the wakers share.
+pub(crate) struct Shared {
+    pub(crate) world: Mutex<World>,
+    pub(crate) wakes: Arc<Wakes>,
+}
+
+impl Shared {
+    /// Locks the world. A panic in node code never happens under this lock, but a panic in a
+    /// `Serialize` impl might; the world stays consistent either way, so poisoning is ignored.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts back the node the last step finished with (or stops it, if it asked to: that is
+    /// then the next work), queues the tasks woken since, and takes the next piece of work due by
+    /// `until`; also returns what the last step left to drop, to be dropped unlocked.
+    pub(crate) fn next_work(
+        &self,
+        finished: Option<Finished>,
+        until: Option<u64>,
+    ) -> (Option<Work>, Vec<Box<dyn Any + Send>>) {
+        let woken = self.wakes.take();
+        let mut world = self.lock();
+        let stop = finished.and_then(|Finished { id, node }| {
+            let node = world.handler_done(&id, node)?;
+            let ctrl = world.controller_of(&id)?;
+            Some(Work::Stop { id, ctrl, node })
+        });
+        world.push_polls(woken);
+        let trash = std::mem::take(&mut world.trash);
+        (stop.or_else(|| world.next_work(until)), trash)
+    }
+}
+
+/// A message on its way: typed within a machine, JSON between machines.
+pub(crate) enum Payload {
+    Local(Box<dyn AnyMessage>),
+    Json { name: &'static str, bytes: Vec<u8> },
+}
+
+impl Payload {
+    fn name(&self) -> &'static str {
+        match self {
+            Payload::Local(m) => m.name(),
+            Payload::Json { name, .. } => name,
+        }
+    }
+}
+
+/// A node's initial state on its way.
+pub(crate) enum SpawnPayload {
+    Local(Box<dyn ErasedNode>),
+    Json { type_name: &'static str, factory: NodeFactory, bytes: Vec<u8> },
+}
+
+pub(crate) enum Event {
+    Deliver { from: NodeId, to: NodeId, machine: usize, payload: Payload },
+    Spawn { from: NodeId, id: NodeId, machine: usize, node: SpawnPayload },
+    Terminate { from: NodeId, target: NodeId },
+    Timer { token: u64 },
+    WakeAt(Waker),
+    Poll { task: u64 },
+    Drain { node: NodeId },
+}
+
+pub(crate) enum TaskFut {
+    /// An `async` handler: owns its node and gives it back.
+    Handler(ErasedNodeFuture),
+    /// A task made with `create_task`.
+    Plain(TaskFuture),
+}
+
+struct TaskSlot {
+    node: NodeId,
+    /// `None` while the task is being polled.
+    fut: Option<TaskFut>,
+    waker: Waker,
+}
+
+struct TimerSlot {
+    node: NodeId,
+    /// `None` once a one-shot timer's message is taken.
+    message: Option<TimerMessage>,
+}
+
+enum NodeState {
+    /// Waiting for a message.
+    Idle(Box<dyn ErasedNode>),
+    /// Taken out to run a hook or a synchronous handler.
+    Busy,
+    /// In an `async` handler: the node lives inside that task's future.
+    Suspended(u64),
+    /// Terminated; the slot stays for its counters.
+    Dead,
+}
+
+struct NodeSlot {
+    id: NodeId,
+    machine: usize,
+    state: NodeState,
+    rng: DetRng,
+    mailbox: VecDeque<(NodeId, Payload)>,
+    tasks: Vec<u64>,
+    stats: NodeStats,
+    stop_requested: bool,
+}
+
+/// The nodes, in a slab in the order they started (a dead node's slot stays, for its counters),
+/// with an index by id and a one-entry cache: a handler's calls through its context all name
+/// the same node, so most look-ups are of the last id looked up, and cost one comparison.
+struct NodeTable {
+    slots: Vec<NodeSlot>,
+    index: HashMap<NodeId, usize, BuildIdHasher>,
+    last: Cell<usize>,
+}
+
+impl NodeTable {
+    fn new() -> Self {
+        NodeTable { slots: Vec::new(), index: HashMap::default(), last: Cell::new(0) }
+    }
+
+    fn find(&self, id: &NodeId) -> Option<usize> {
+        let last = self.last.get();
+        if self.slots.get(last).is_some_and(|slot| slot.id == *id) {
+            return Some(last);
+        }
+        let i = self.index.get(id).copied()?;
+        self.last.set(i);
+        Some(i)
+    }
+
+    fn get(&self, id: &NodeId) -> Option<&NodeSlot> {
+        self.find(id).map(|i| &self.slots[i])
+    }
+
+    fn get_mut(&mut self, id: &NodeId) -> Option<&mut NodeSlot> {
+        self.find(id).map(|i| &mut self.slots[i])
+    }
+
+    fn contains_key(&self, id: &NodeId) -> bool {
+        self.find(id).is_some()
+    }
+
+    fn insert(&mut self, slot: NodeSlot) {
+        self.index.insert(slot.id.clone(), self.slots.len());
+        self.slots.push(slot);
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = NodeSlot> + '_ {
+        self.index.clear();
+        self.last.set(0);
+        self.slots.drain(..)
+    }
+}
+
+/// Timers in a slab; a token is the slot's index and a generation, so that a cancelled timer's
+/// token never names a later timer in the same slot.
+struct TimerTable {
+    slots: Vec<(u32, Option<TimerSlot>)>,
+    free: Vec<u32>,
+}
+
+impl TimerTable {
+    fn new() -> Self {
+        TimerTable { slots: Vec::new(), free: Vec::new() }
+    }
+
+    fn insert(&mut self, timer: TimerSlot) -> u64 {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push((0, None));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let (generation, slot) = &mut self.slots[index as usize];
+        *generation = generation.wrapping_add(1);
+        *slot = Some(timer);
+        (u64::from(*generation) << 32) | u64::from(index)
+    }
+
+    fn locate(&self, token: u64) -> Option<usize> {
+        let index = (token & 0xffff_ffff) as usize;
+        let (generation, slot) = self.slots.get(index)?;
+        (u64::from(*generation) == token >> 32 && slot.is_some()).then_some(index)
+    }
+
+    fn get(&self, token: u64) -> Option<&TimerSlot> {
+        self.locate(token).and_then(|i| self.slots[i].1.as_ref())
+    }
+
+    fn get_mut(&mut self, token: u64) -> Option<&mut TimerSlot> {
+        self.locate(token).and_then(|i| self.slots[i].1.as_mut())
+    }
+
+    fn remove(&mut self, token: u64) -> Option<TimerSlot> {
+        let i = self.locate(token)?;
+        self.free.push(i as u32);
+        self.slots[i].1.take()
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = TimerSlot> + '_ {
+        self.free.clear();
+        self.slots.drain(..).filter_map(|(_, t)| t)
+    }
+}
+
+pub(crate) struct MachineSlot {
+    pub(crate) handle: MachineHandle,
+    pub(crate) ctrl: Arc<dyn MachineController>,
+    pub(crate) hidden: bool,
+}
+
+/// Node code to run with the world unlocked.
+pub(crate) enum Work {
+    Handle { id: NodeId, machine: usize, node: Box<dyn ErasedNode>, message: Box<dyn AnyMessage> },
+    Start { id: NodeId, ctrl: Arc<dyn MachineController>, node: Box<dyn ErasedNode> },
+    Stop { id: NodeId, ctrl: Arc<dyn MachineController>, node: Box<dyn ErasedNode> },
+    Poll { task: u64, fut: TaskFut, waker: Waker },
+    Wake(Waker),
+}
+
+/// A node whose handler or hook ended normally, to be put back in its slot.
+pub(crate) struct Finished {
+    pub(crate) id: NodeId,
+    pub(crate) node: Box<dyn ErasedNode>,
+}
+
+/// Why a node ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    Terminated,
+    Panicked,
+}
+
+pub(crate) struct World {
+    pub(crate) seed: u64,
+    pub(crate) now: u64,
+    pub(crate) config: SimConfig,
+    queue: EventQueue<Event>,
+    sched_rng: DetRng,
+    latency_rng: DetRng,
+    ids_rng: DetRng,
+    misc_rng: DetRng,
+    pub(crate) machines: Vec<MachineSlot>,
+    machine_index: HashMap<MachineId, usize, BuildIdHasher>,
+    nodes: NodeTable,
+    /// The last due of each link, keyed by the two ids' stable hashes (no clones on the hot path;
+    /// two links whose hash pairs collide would only be ordered as one link, a harmless extra
+    /// constraint that 128 bits make all but impossible).
+    links: HashMap<(u64, u64), Due, BuildIdHasher>,
+    timers: TimerTable,
+    tasks: HashMap<u64, TaskSlot, BuildIdHasher>,
+    next_task: u64,
+    pub(crate) trace: TraceRecorder,
+    pub(crate) stats: SimStats,
+    /// Values that run user code when dropped (node states, futures): dropped after unlocking.
+    pub(crate) trash: Vec<Box<dyn Any + Send>>,
+}
+
+struct TaskWaker {
+    task: u64,
+    wakes: Arc<Wakes>,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.push(self.task);
+    }
+}
+
+impl World {
+    pub(crate) fn new(seed: u64, config: SimConfig) -> Self {
+        World {
+            seed,
+            now: 0,
+            trace: TraceRecorder::new(config.record_trace),
+            config,
+            queue: EventQueue::new(),
+            sched_rng: DetRng::stream(seed, "scheduler"),
+            latency_rng: DetRng::stream(seed, "latency"),
+            ids_rng: DetRng::stream(seed, "ids"),
+            misc_rng: DetRng::stream(seed, "misc"),
+            machines: Vec::new(),
+            machine_index: HashMap::default(),
+            nodes: NodeTable::new(),
+            links: HashMap::default(),
+            timers: TimerTable::new(),
+            tasks: HashMap::default(),
+            next_task: 0,
+            stats: SimStats::default(),
+            trash: Vec::new(),
+        }
+    }
+
+    // ---- machines and nodes -------------------------------------------------------------
+
+    pub(crate) fn new_machine_id(&mut self) -> MachineId {
+        MachineId::from(new_id("Machine", &mut self.ids_rng))
+    }
+
+    pub(crate) fn add_machine(&mut self, slot: MachineSlot) -> usize {
+        let index = self.machines.len();
+        self.machine_index.insert(slot.handle.id().clone(), index);
+        self.machines.push(slot);
+        index
+    }
+
+    pub(crate) fn machine_of(&self, id: &MachineId) -> Option<usize> {
+        self.machine_index.get(id).copied()
+    }
+
+    pub(crate) fn new_node_id(&mut self, prefix: &str) -> NodeId {
+        NodeId::from(new_id(prefix, &mut self.ids_rng))
+    }
+
+    /// Puts a node in place at once, without a spawn event (the driver).
+    pub(crate) fn insert_idle(&mut self, id: NodeId, machine: usize, node: Box<dyn ErasedNode>) {
+        let slot = self.new_slot(&id, machine, NodeState::Idle(node));
+        self.nodes.insert(slot);
+    }
+
+    fn new_slot(&self, id: &NodeId, machine: usize, state: NodeState) -> NodeSlot {
+        NodeSlot {
+            id: id.clone(),
+            machine,
+            state,
+            rng: DetRng::substream(self.seed, "node", id.stable_hash()),
+            mailbox: VecDeque::new(),
+            tasks: Vec::new(),
+            stats: NodeStats::default(),
+            stop_requested: false,
+        }
+    }
+
+    pub(crate) fn node_stats(&self, id: &NodeId) -> Option<NodeStats> {
+        self.nodes.get(id).map(|s| s.stats)
+    }
+
+    pub(crate) fn is_alive(&self, id: &NodeId) -> bool {
+        self.nodes.get(id).is_some_and(|s| !matches!(s.state, NodeState::Dead))
+    }
+
+    pub(crate) fn idle_node(&self, id: &NodeId) -> Option<&dyn ErasedNode> {
+        match &self.nodes.get(id)?.state {
+            NodeState::Idle(node) => Some(&**node),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn pending_events(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(crate) fn next_event_micros(&self) -> Option<u64> {
+        self.queue.peek_micros()
+    }
+
+    pub(crate) fn node_random(&mut self, id: &NodeId) -> u64 {
+        match self.nodes.get_mut(id) {
+            Some(slot) => slot.rng.next_u64(),
+            None => self.misc_rng.next_u64(),
+        }
+    }
+
+    // ---- scheduling ---------------------------------------------------------------------
+
+    /// An event due at `micros`, among others due then in an order drawn from the seed.
+    fn due_at(&mut self, micros: u64) -> Due {
+        Due { micros, key: self.sched_rng.next_u64() }
+    }
+
+    /// An event on the link `from -> to`, due at `micros` but never before one already sent on
+    /// that link (equal dues fall back to insertion order): a link keeps its send order.
+    fn due_on_link(&mut self, from: &NodeId, to: &NodeId, micros: u64) -> Due {
+        let due = self.due_at(micros);
+        let last = self.links.entry((from.stable_hash(), to.stable_hash())).or_insert(due);
+        if due > *last {
+            *last = due;
+        }
+        *last
+    }
+
+    /// The network's delay from machine `from` to machine `to`: none within a machine.
+    fn latency(&mut self, from: usize, to: usize) -> u64 {
+        if from == to {
+            return 0;
+        }
+        let l = &self.config.latency;
+        let ms = self.latency_rng.normal(l.mean_ms, l.sd_ms).max(l.min_ms);
+        (ms * 1000.0).round() as u64
+    }
+
+    pub(crate) fn push_wake_at(&mut self, micros: u64, waker: Waker) {
+        let due = self.due_at(micros.max(self.now));
+        self.queue.push(due, Event::WakeAt(waker));
+    }
+
+    pub(crate) fn push_polls(&mut self, tasks: Vec<u64>) {
+        for task in tasks {
+            let due = self.due_at(self.now);
+            self.queue.push(due, Event::Poll { task });
+        }
+    }
+
+    // ---- what the controller does --------------------------------------------------------
+
+    fn count_sent(&mut self, from: &NodeId) {
+        if let Some(slot) = self.nodes.get_mut(from) {
+            slot.stats.sent += 1;
+        }
+    }
+
+    /// Counts and traces a message that will never reach a handler.
+    fn drop_message(&mut self, from: &NodeId, to: &NodeId, name: &'static str, why: &str) {
+        self.stats.dropped += 1;
+        if let Some(slot) = self.nodes.get_mut(from) {
+            slot.stats.dropped += 1;
+        }
+        self.trace.record(self.now, TraceKind::Drop, from, to, name);
+        tracing::debug!(%from, %to, message = name, why, "dz sim: message dropped");
+    }
+
+    pub(crate) fn send(
+        &mut self,
+        from_machine: usize,
+        from: &NodeId,
+        to: &crate::RawHandle,
+        message: Box<dyn AnyMessage>,
+    ) {
+        self.count_sent(from);
+        let to_id = to.id().clone();
+        let Some(machine) = self.machine_of(to.machine_id()) else {
+            self.drop_message(from, &to_id, message.name(), "unknown machine");
+            return;
+        };
+        let payload = if machine == from_machine {
+            Payload::Local(message)
+        } else {
+            match message.to_json() {
+                Ok(bytes) => {
+                    self.stats.cross_machine += 1;
+                    self.stats.bytes_sent += bytes.len() as u64;
+                    Payload::Json { name: message.name(), bytes }
+                }
+                Err(e) => {
+                    tracing::error!(%from, to = %to_id, message = message.name(), error = %e, "dz sim: message does not serialise");
+                    self.drop_message(from, &to_id, message.name(), "does not serialise");
+                    return;
+                }
+            }
+        };
+        let at = self.now + self.latency(from_machine, machine);
+        let due = self.due_on_link(from, &to_id, at);
+        self.queue.push(due, Event::Deliver { from: from.clone(), to: to_id, machine, payload });
+    }
+
+    pub(crate) fn spawn(
+        &mut self,
+        from_machine: usize,
+        from: NodeId,
+        id: NodeId,
+        on: &MachineHandle,
+        node: Box<dyn ErasedNode>,
+    ) {
+        let Some(machine) = self.machine_of(on.id()) else {
+            self.stats.spawn_failed += 1;
+            tracing::error!(%from, %id, machine = %on.id(), "dz sim: spawn on an unknown machine");
+            self.trash.push(Box::new(node));
+            return;
+        };
+        let node = if machine == from_machine {
+            SpawnPayload::Local(node)
+        } else {
+            match node.to_json() {
+                Ok(bytes) => {
+                    self.stats.bytes_sent += bytes.len() as u64;
+                    SpawnPayload::Json { type_name: node.type_name(), factory: node.factory(), bytes }
+                }
+                Err(e) => {
+                    self.stats.spawn_failed += 1;
+                    tracing::error!(%from, %id, error = %e, "dz sim: a node's state does not serialise");
+                    self.trash.push(Box::new(node));
+                    return;
+                }
+            }
+        };
+        let at = self.now + self.latency(from_machine, machine);
+        let due = self.due_on_link(&from, &id, at);
+        self.queue.push(due, Event::Spawn { from, id, machine, node });
+    }
+
+    pub(crate) fn terminate(&mut self, from_machine: usize, from: NodeId, target: NodeId) {
+        let Some(slot) = self.nodes.get_mut(&target) else { return };
+        if from == target && matches!(slot.state, NodeState::Busy | NodeState::Suspended(_)) {
+            // A node ending itself from its handler: it stops when that handler returns.
+            slot.stop_requested = true;
+            return;
+        }
+        let machine = slot.machine;
+        let at = self.now + self.latency(from_machine, machine);
+        let due = self.due_on_link(&from, &target, at);
+        self.queue.push(due, Event::Terminate { from, target });
+    }
+
+    /// Sets a timer for `node`; its token (a dead or unknown node's timer never fires, and its
+    /// token cancels nothing).
+    pub(crate) fn schedule(&mut self, node: &NodeId, delay: u64, message: TimerMessage) -> u64 {
+        let alive = self.nodes.get(node).is_some_and(|slot| !matches!(slot.state, NodeState::Dead));
+        if !alive {
+            self.trash.push(Box::new(message));
+            return u64::MAX;
+        }
+        let token = self.timers.insert(TimerSlot { node: node.clone(), message: Some(message) });
+        let due = self.due_at(self.now.saturating_add(delay));
+        self.queue.push(due, Event::Timer { token });
+        token
+    }
+
+    pub(crate) fn cancel_timer(&mut self, node: &NodeId, token: u64) -> bool {
+        if self.timers.get(token).map_or(true, |t| &t.node != node) {
+            return false;
+        }
+        self.remove_timer(token);
+        true
+    }
+
+    /// Forgets a timer. Its message maker is dropped here: it is a closure over message values,
+    /// which cannot reach the simulation.
+    fn remove_timer(&mut self, token: u64) {
+        self.timers.remove(token);
+    }
+
+    /// Takes a task's future out to poll it (`None` if it is gone or already being polled).
+    pub(crate) fn take_for_poll(&mut self, task: u64) -> Option<Work> {
+        let slot = self.tasks.get_mut(&task)?;
+        let fut = slot.fut.take()?;
+        Some(Work::Poll { task, fut, waker: slot.waker.clone() })
+    }
+
+    /// The controller of the machine node `id` lives on.
+    pub(crate) fn controller_of(&self, id: &NodeId) -> Option<Arc<dyn MachineController>> {
+        let slot = self.nodes.get(id)?;
+        Some(Arc::clone(&self.machines[slot.machine].ctrl))
+    }
+
+    /// Traces a node stopping itself.
+    pub(crate) fn record_stop(&mut self, id: &NodeId) {
+        self.trace.record(self.now, TraceKind::Terminate, id, id, "terminate");
+    }
+
+    pub(crate) fn create_task(&mut self, node: &NodeId, fut: TaskFut, wakes: &Arc<Wakes>) -> Option<u64> {
+        let alive = self.nodes.get(node).is_some_and(|s| !matches!(s.state, NodeState::Dead));
+        if !alive {
+            self.trash_task(fut);
+            return None;
+        }
+        let task = self.next_task;
+        self.next_task += 1;
+        let waker = Waker::from(Arc::new(TaskWaker { task, wakes: Arc::clone(wakes) }));
+        if let Some(slot) = self.nodes.get_mut(node) {
+            slot.tasks.push(task);
+        }
+        self.tasks.insert(task, TaskSlot { node: node.clone(), fut: Some(fut), waker });
+        Some(task)
+    }
+
+    fn trash_task(&mut self, fut: TaskFut) {
+        match fut {
+            TaskFut::Handler(f) => self.trash.push(Box::new(f)),
+            TaskFut::Plain(f) => self.trash.push(Box::new(f)),
+        }
+    }
+
+    // ---- taking events off the queue ------------------------------------------------------
+
+    /// Takes events off the queue up to `until` (virtual microseconds, inclusive) until one needs
+    /// node code, and returns that work; `None` when no event is due by then.
+    pub(crate) fn next_work(&mut self, until: Option<u64>) -> Option<Work> {
+        loop {
+            let next = self.queue.peek_micros()?;
+            if until.is_some_and(|u| next > u) {
+                return None;
+            }
+            let (due, event) = self.queue.pop()?;
+            self.now = self.now.max(due.micros);
+            self.stats.events += 1;
+            if let Some(work) = self.on_event(event) {
+                return Some(work);
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) -> Option<Work> {
+        match event {
+            Event::Deliver { from, to, machine, payload } => self.deliver(from, to, Some(machine), payload),
+            Event::Timer { token } => self.fire_timer(token),
+            Event::Spawn { from, id, machine, node } => self.start_node(from, id, machine, node),
+            Event::Terminate { from, target } => self.stop_node(from, target),
+            Event::WakeAt(waker) => Some(Work::Wake(waker)),
+            Event::Poll { task } => self.take_for_poll(task),
+            Event::Drain { node } => {
+                let slot = self.nodes.get_mut(&node)?;
+                if !matches!(slot.state, NodeState::Idle(_)) {
+                    return None;
+                }
+                let (from, payload) = slot.mailbox.pop_front()?;
+                self.deliver(from, node, None, payload)
+            }
+        }
+    }
+
+    /// Hands a message to its node, queues it if the node is in an `async` handler, or drops it.
+    /// `machine` is where the sender meant it to go (`None`: already checked).
+    fn deliver(&mut self, from: NodeId, to: NodeId, machine: Option<usize>, payload: Payload) -> Option<Work> {
+        let name = payload.name();
+        let Some(slot) = self.nodes.get_mut(&to) else {
+            self.drop_message(&from, &to, name, "no such node");
+            return None;
+        };
+        if machine.is_some_and(|m| m != slot.machine) {
+            self.drop_message(&from, &to, name, "node is not on that machine");
+            return None;
+        }
+        match slot.state {
+            NodeState::Dead => {
+                self.drop_message(&from, &to, name, "node terminated");
+                return None;
+            }
+            NodeState::Busy | NodeState::Suspended(_) => {
+                slot.mailbox.push_back((from, payload));
+                return None;
+            }
+            NodeState::Idle(_) => {}
+        }
+        let NodeState::Idle(node) = std::mem::replace(&mut slot.state, NodeState::Busy) else {
+            unreachable!("checked just above")
+        };
+        let message = match payload {
+            Payload::Local(m) => m,
+            Payload::Json { bytes, .. } => match node.decode_message(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    slot.state = NodeState::Idle(node);
+                    tracing::warn!(%from, %to, message = name, error = %e, "dz sim: message does not decode");
+                    self.drop_message(&from, &to, name, "does not decode");
+                    return None;
+                }
+            },
+        };
+        slot.stats.received += 1;
+        let machine = slot.machine;
+        self.stats.delivered += 1;
+        self.trace.record(self.now, TraceKind::Deliver, &from, &to, name);
+        Some(Work::Handle { id: to, machine, node, message })
+    }
+
+    /// Delivers a timer's message. A node's timers are not unlinked when it ends: they are
+    /// dropped here, when they come due and find their node gone.
+    fn fire_timer(&mut self, token: u64) -> Option<Work> {
+        let timer = self.timers.get_mut(token)?;
+        let node = timer.node.clone();
+        if !self.nodes.get(&node).is_some_and(|slot| !matches!(slot.state, NodeState::Dead)) {
+            self.remove_timer(token);
+            return None;
+        }
+        let timer = self.timers.get_mut(token)?;
+        let message = match timer.message.as_mut()? {
+            TimerMessage::Every { period_micros, make } => {
+                let next = self.now.saturating_add(*period_micros);
+                let message = make();
+                let due = self.due_at(next);
+                self.queue.push(due, Event::Timer { token });
+                message
+            }
+            TimerMessage::Once(_) => {
+                let Some(TimerMessage::Once(message)) = timer.message.take() else { return None };
+                self.remove_timer(token);
+                message
+            }
+        };
+        self.count_sent(&node);
+        self.deliver(node.clone(), node, None, Payload::Local(message))
+    }
+
+    fn start_node(&mut self, from: NodeId, id: NodeId, machine: usize, node: SpawnPayload) -> Option<Work> {
+        if self.nodes.contains_key(&id) {
+            self.stats.spawn_failed += 1;
+            tracing::error!(%from, %id, "dz sim: spawn under an id already in use");
+            if let SpawnPayload::Local(node) = node {
+                self.trash.push(Box::new(node));
+            }
+            return None;
+        }
+        let node = match node {
+            SpawnPayload::Local(node) => node,
+            SpawnPayload::Json { type_name, factory, bytes } => match factory(&bytes) {
+                Ok(node) => node,
+                Err(e) => {
+                    self.stats.spawn_failed += 1;
+                    tracing::error!(%from, %id, node_type = type_name, error = %e, "dz sim: a node's state does not decode");
+                    return None;
+                }
+            },
+        };
+        let type_name = node.type_name();
+        let slot = self.new_slot(&id, machine, NodeState::Busy);
+        self.nodes.insert(slot);
+        self.stats.spawned += 1;
+        self.trace.record(self.now, TraceKind::Spawn, &from, &id, type_name);
+        let ctrl = Arc::clone(&self.machines[machine].ctrl);
+        Some(Work::Start { id, ctrl, node })
+    }
+
+    fn stop_node(&mut self, from: NodeId, target: NodeId) -> Option<Work> {
+        let slot = self.nodes.get_mut(&target)?;
+        match std::mem::replace(&mut slot.state, NodeState::Busy) {
+            NodeState::Idle(node) => {
+                let ctrl = Arc::clone(&self.machines[slot.machine].ctrl);
+                self.trace.record(self.now, TraceKind::Terminate, &from, &target, "terminate");
+                Some(Work::Stop { id: target, ctrl, node })
+            }
+            NodeState::Suspended(task) => {
+                // Its state lives in the suspended handler's future: it ends with it, unhooked.
+                slot.state = NodeState::Suspended(task);
+                self.trace.record(self.now, TraceKind::Terminate, &from, &target, "terminate");
+                self.bury(&target, Ending::Terminated);
+                None
+            }
+            other => {
+                // Already dead, or a hook of it is running (it stops once that ends).
+                let dead = matches!(other, NodeState::Dead);
+                slot.state = other;
+                slot.stop_requested |= !dead;
+                None
+            }
+        }
+    }
+
+    // ---- results of work -------------------------------------------------------------------
+
+    /// A handler or hook ended and gives its node back: it waits for its next message, or, if it
+    /// asked to stop meanwhile, is given back to be stopped.
+    pub(crate) fn handler_done(&mut self, id: &NodeId, node: Box<dyn ErasedNode>) -> Option<Box<dyn ErasedNode>> {
+        if self.nodes.get_mut(id).is_some_and(|s| s.stop_requested) {
+            self.record_stop(id);
+            return Some(node);
+        }
+        self.put_back(id, node);
+        None
+    }
+
+    /// Gives a node back to its slot: it waits for its next message.
+    pub(crate) fn put_back(&mut self, id: &NodeId, node: Box<dyn ErasedNode>) {
+        let Some(slot) = self.nodes.get_mut(id) else {
+            self.trash.push(Box::new(node));
+            return;
+        };
+        if matches!(slot.state, NodeState::Dead) {
+            self.trash.push(Box::new(node));
+            return;
+        }
+        slot.state = NodeState::Idle(node);
+        if !slot.mailbox.is_empty() {
+            let due = self.due_at(self.now);
+            self.queue.push(due, Event::Drain { node: id.clone() });
+        }
+    }
+
+    /// The node's `async` handler now runs as `task`.
+    pub(crate) fn suspend(&mut self, id: &NodeId, task: u64) {
+        if let Some(slot) = self.nodes.get_mut(id) {
+            slot.state = NodeState::Suspended(task);
+        }
+    }
+
+    /// A polled task is still pending: it goes back to wait for its waker.
+    pub(crate) fn return_task(&mut self, task: u64, fut: TaskFut) {
+        match self.tasks.get_mut(&task) {
+            Some(slot) => slot.fut = Some(fut),
+            None => self.trash_task(fut),
+        }
+    }
+
+    /// A polled task has finished; returns its node.
+    pub(crate) fn finish_task(&mut self, task: u64) -> Option<NodeId> {
+        let slot = self.tasks.remove(&task)?;
+        if let Some(node) = self.nodes.get_mut(&slot.node) {
+            node.tasks.retain(|&t| t != task);
+        }
+        Some(slot.node)
+    }
+
+    /// The node of a task.
+    pub(crate) fn task_node(&self, task: u64) -> Option<NodeId> {
+        self.tasks.get(&task).map(|t| t.node.clone())
+    }
+
+    /// Ends a node for good: its state, timers, tasks and queued messages go (the messages are
+    /// counted as dropped for their senders). The slot stays, dead, for its counters.
+    pub(crate) fn bury(&mut self, id: &NodeId, ending: Ending) {
+        let Some(slot) = self.nodes.get_mut(id) else { return };
+        if matches!(slot.state, NodeState::Dead) {
+            return;
+        }
+        let state = std::mem::replace(&mut slot.state, NodeState::Dead);
+        let tasks = std::mem::take(&mut slot.tasks);
+        let mailbox = std::mem::take(&mut slot.mailbox);
+        if let NodeState::Idle(node) = state {
+            self.trash.push(Box::new(node));
+        }
+        for task in tasks {
+            if let Some(TaskSlot { fut: Some(fut), .. }) = self.tasks.remove(&task) {
+                self.trash_task(fut);
+            }
+        }
+        for (from, payload) in mailbox {
+            self.drop_message(&from, id, payload.name(), "node terminated");
+        }
+        self.stats.terminated += 1;
+        if ending == Ending::Panicked {
+            self.stats.panicked += 1;
+            self.trace.record(self.now, TraceKind::Terminate, id, id, "panic");
+        }
+    }
+
+    /// Empties the world (breaking the cycles between it and its controllers).
+    pub(crate) fn clear(&mut self) -> Vec<Box<dyn Any + Send>> {
+        let mut trash = std::mem::take(&mut self.trash);
+        for event in self.queue.clear() {
+            trash.push(Box::new(event));
+        }
+        for slot in self.nodes.drain() {
+            trash.push(Box::new(slot));
+        }
+        for (_, task) in self.tasks.drain() {
+            trash.push(Box::new(task));
+        }
+        for timer in self.timers.drain() {
+            trash.push(Box::new(timer.message));
+        }
+        for machine in self.machines.drain(..) {
+            trash.push(Box::new(machine.ctrl));
+        }
+        trash
+    }
+}

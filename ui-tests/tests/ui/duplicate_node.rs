@@ -1,0 +1,14 @@
+use dz_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+pub struct Ponger;
+
+#[node]
+#[node]
+impl Ponger {
+    #[handler]
+    fn ping(&mut self) {}
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use dz_core::prelude::*;
+
+#[node]
+fn ping() {}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use dz_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+pub struct Ponger;
+
+impl Ponger {
+    #[handler]
+    fn ping(&mut self) {}
+}
+
+fn main() {}
