@@ -18,6 +18,7 @@ use crate::context::Context;
 use crate::handle::{MachineHandle, RawHandle, Transport};
 use crate::ids::NodeId;
 use crate::node::{Handled, Message, Node};
+use crate::rng::DetRng;
 
 /// A boxed task future, as given to [`MachineController::create_task`].
 pub type TaskFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -251,6 +252,18 @@ pub trait ErasedNode: Send + 'static {
         id: &NodeId,
         message: Box<dyn AnyMessage>,
     ) -> Result<ErasedHandled, DeliveryError>;
+    /// [`ErasedNode::handle`], lending the handler the node's own random stream.
+    ///
+    /// # Errors
+    ///
+    /// As [`ErasedNode::handle`].
+    fn handle_with_rng(
+        &mut self,
+        ctrl: &Arc<dyn MachineController>,
+        id: &NodeId,
+        rng: &mut DetRng,
+        message: Box<dyn AnyMessage>,
+    ) -> Result<ErasedHandled, DeliveryError>;
     /// Runs an `async` handler as a future that owns the node.
     fn handle_async(
         self: Box<Self>,
@@ -264,6 +277,21 @@ pub trait ErasedNode: Send + 'static {
     fn stopping(&mut self, ctrl: &Arc<dyn MachineController>, id: &NodeId);
     /// The node's state, to be downcast for inspection.
     fn as_any(&self) -> &dyn Any;
+}
+
+fn downcast_message<N: Node>(message: Box<dyn AnyMessage>) -> Result<Box<N::Message>, DeliveryError> {
+    let name = message.name();
+    message
+        .into_any()
+        .downcast::<N::Message>()
+        .map_err(|_| DeliveryError::WrongMessageType { message: name, node_type: N::TYPE_NAME })
+}
+
+fn dispatch<N: Node>(node: &mut N, mut ctx: Context<'_, N>, message: N::Message) -> ErasedHandled {
+    match Node::handle(node, &mut ctx, message) {
+        Handled::Done => ErasedHandled::Done,
+        Handled::Async(m) => ErasedHandled::Async(Box::new(m)),
+    }
 }
 
 fn from_json<N: Node>(json: &[u8]) -> Result<Box<dyn ErasedNode>, serde_json::Error> {
@@ -296,16 +324,19 @@ impl<N: Node> ErasedNode for N {
         id: &NodeId,
         message: Box<dyn AnyMessage>,
     ) -> Result<ErasedHandled, DeliveryError> {
-        let name = message.name();
-        let message = message
-            .into_any()
-            .downcast::<N::Message>()
-            .map_err(|_| DeliveryError::WrongMessageType { message: name, node_type: N::TYPE_NAME })?;
-        let mut ctx = Context::for_runtime(ctrl, id);
-        Ok(match Node::handle(self, &mut ctx, *message) {
-            Handled::Done => ErasedHandled::Done,
-            Handled::Async(m) => ErasedHandled::Async(Box::new(m)),
-        })
+        let message = downcast_message::<N>(message)?;
+        Ok(dispatch(self, Context::for_runtime(ctrl, id), *message))
+    }
+
+    fn handle_with_rng(
+        &mut self,
+        ctrl: &Arc<dyn MachineController>,
+        id: &NodeId,
+        rng: &mut DetRng,
+        message: Box<dyn AnyMessage>,
+    ) -> Result<ErasedHandled, DeliveryError> {
+        let message = downcast_message::<N>(message)?;
+        Ok(dispatch(self, Context::for_runtime(ctrl, id).with_rng(rng), *message))
     }
 
     fn handle_async(

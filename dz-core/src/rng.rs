@@ -82,7 +82,7 @@ impl DetRng {
 }
 
 /// SplitMix64's finaliser: spreads the bits of a seed.
-fn mix(mut z: u64) -> u64 {
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -93,19 +93,23 @@ fn mix(mut z: u64) -> u64 {
 /// hasher): fast, stable across platforms and versions, and not resistant to crafted inputs, so it
 /// is used only for ids the simulator made and for trace hashes.
 pub(crate) fn fold_words(mut hash: u64, bytes: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
+        hash = fold_word(hash, u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])));
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
         let mut last = [0u8; 8];
         last[..rest.len()].copy_from_slice(rest);
-        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(last) ^ ((rest.len() as u64) << 56)).wrapping_mul(K);
+        hash = fold_word(hash, u64::from_le_bytes(last) ^ ((rest.len() as u64) << 56));
     }
     hash
+}
+
+/// Folds one word into `hash` (the step of [`fold_words`]).
+#[inline]
+pub(crate) fn fold_word(hash: u64, word: u64) -> u64 {
+    (hash.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95)
 }
 
 /// A `Hasher` for the simulator's look-up-only maps keyed by ids: [`fold_words`] instead of
@@ -119,11 +123,11 @@ impl std::hash::Hasher for IdHasher {
     }
 
     fn write_u8(&mut self, n: u8) {
-        self.0 = (self.0.rotate_left(5) ^ u64::from(n)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        self.0 = fold_word(self.0, u64::from(n));
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+        self.0 = fold_word(self.0, n);
     }
 
     fn write_usize(&mut self, n: usize) {

@@ -247,11 +247,12 @@ impl Simulation {
     /// handler or hook ended normally is returned, for the next step to put back.
     fn perform(&self, work: Work) -> Option<Finished> {
         match work {
-            Work::Handle { id, machine, mut node, message } => {
+            Work::Handle { id, machine, mut node, mut rng, message } => {
                 let ctrl = &self.ctrls[machine];
-                match catch_unwind(AssertUnwindSafe(|| node.handle(ctrl, &id, message))) {
-                    Ok(Ok(ErasedHandled::Done)) => return Some(Finished { id, node }),
+                match catch_unwind(AssertUnwindSafe(|| node.handle_with_rng(ctrl, &id, &mut rng, message))) {
+                    Ok(Ok(ErasedHandled::Done)) => return Some(Finished { id, node, rng: Some(rng) }),
                     Ok(Ok(ErasedHandled::Async(message))) => {
+                        self.shared.lock().restore_rng(&id, rng);
                         let fut = node.handle_async(Arc::clone(ctrl), id.clone(), message);
                         let task = self.shared.lock().create_task(&id, TaskFut::Handler(fut), &self.shared.wakes);
                         if let Some(task) = task {
@@ -273,7 +274,7 @@ impl Simulation {
                 }
             }
             Work::Start { id, ctrl, mut node } => match catch_unwind(AssertUnwindSafe(|| node.started(&ctrl, &id))) {
-                Ok(()) => return Some(Finished { id, node }),
+                Ok(()) => return Some(Finished { id, node, rng: None }),
                 Err(panic) => self.node_panicked(&id, &*panic),
             },
             Work::Stop { id, ctrl, mut node } => {
@@ -301,7 +302,7 @@ impl Simulation {
                         let owner = world.finish_task(task);
                         world.trash.push(fut_box(fut));
                         match (owner, node) {
-                            (Some(id), Some(node)) => return Some(Finished { id, node }),
+                            (Some(id), Some(node)) => return Some(Finished { id, node, rng: None }),
                             (None, Some(node)) => world.trash.push(Box::new(node)),
                             (_, None) => {}
                         }

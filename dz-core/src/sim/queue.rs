@@ -46,6 +46,10 @@ impl Ord for Entry {
 pub(crate) struct EventQueue<E> {
     /// Later events, by time; each bucket unsorted until its time comes.
     later: BTreeMap<u64, Vec<Entry>>,
+    /// The bucket pushes went to last, kept out of `later` while pushes keep coming for its time
+    /// (a burst of timers set at one instant for one instant), so that the burst costs one map
+    /// look-up, not one each.
+    staged: Option<(u64, Vec<Entry>)>,
     /// The bucket of the current instant, sorted so that its next entry is last.
     current: Vec<Entry>,
     /// Events pushed for the current instant (or before it) while it runs.
@@ -64,6 +68,7 @@ impl<E> EventQueue<E> {
     pub(crate) fn new() -> Self {
         EventQueue {
             later: BTreeMap::new(),
+            staged: None,
             current: Vec::new(),
             now_heap: BinaryHeap::new(),
             now: 0,
@@ -93,8 +98,30 @@ impl<E> EventQueue<E> {
         if due.micros <= self.now {
             self.now_heap.push(entry);
         } else {
-            let spare = &mut self.spare;
-            self.later.entry(due.micros).or_insert_with(|| spare.pop().unwrap_or_default()).push(entry);
+            match &mut self.staged {
+                Some((micros, bucket)) if *micros == due.micros => bucket.push(entry),
+                _ => {
+                    self.unstage();
+                    let mut bucket = self.spare.pop().unwrap_or_default();
+                    bucket.push(entry);
+                    self.staged = Some((due.micros, bucket));
+                }
+            }
+        }
+    }
+
+    /// Moves the staged bucket into `later`.
+    fn unstage(&mut self) {
+        if let Some((micros, mut bucket)) = self.staged.take() {
+            match self.later.get_mut(&micros) {
+                Some(existing) => {
+                    existing.append(&mut bucket);
+                    self.spare.push(bucket);
+                }
+                None => {
+                    self.later.insert(micros, bucket);
+                }
+            }
         }
     }
 
@@ -103,15 +130,21 @@ impl<E> EventQueue<E> {
         if !self.current.is_empty() || !self.now_heap.is_empty() {
             return Some(self.now);
         }
-        self.later.keys().next().copied()
+        let later = self.later.keys().next().copied();
+        let staged = self.staged.as_ref().map(|(micros, _)| *micros);
+        match (later, staged) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub(crate) fn pop(&mut self) -> Option<(Due, E)> {
         if self.current.is_empty() && self.now_heap.is_empty() {
+            self.unstage();
             let (micros, mut bucket) = self.later.pop_first()?;
             self.now = micros;
-            // `Entry`'s order is reversed (greater is earlier): ascending puts the next one last.
-            bucket.sort_unstable();
+            // One instant: order by key, then insertion, the next one last.
+            bucket.sort_unstable_by_key(|e| std::cmp::Reverse((e.due.key, e.seq)));
             self.spare.push(std::mem::replace(&mut self.current, bucket));
         }
         let take_heap = match (self.current.last(), self.now_heap.peek()) {
@@ -132,6 +165,7 @@ impl<E> EventQueue<E> {
 
     pub(crate) fn clear(&mut self) -> Vec<E> {
         self.later.clear();
+        self.staged = None;
         self.current.clear();
         self.now_heap.clear();
         self.free.clear();

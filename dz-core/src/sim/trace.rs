@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::ids::NodeId;
-use crate::rng::fold_words;
+use crate::rng::{fold_word, fold_words};
 
 /// What happened at one step of a simulation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -83,9 +83,9 @@ impl TraceRecorder {
     }
 
     pub(crate) fn record(&mut self, micros: u64, kind: TraceKind, from: &NodeId, to: &NodeId, message: &'static str) {
-        let mut h = fold_words(self.hash, &(micros ^ ((kind as u64) << 56)).to_le_bytes());
-        h = fold_words(h, &from.stable_hash().to_le_bytes());
-        h = fold_words(h, &to.stable_hash().to_le_bytes());
+        let mut h = fold_word(self.hash, micros ^ ((kind as u64) << 56));
+        h = fold_word(h, from.stable_hash());
+        h = fold_word(h, to.stable_hash());
         h = fold_words(h, message.as_bytes());
         self.hash = h;
         self.len += 1;

@@ -72,8 +72,8 @@ impl Shared {
     ) -> (Option<Work>, Vec<Box<dyn Any + Send>>) {
         let woken = self.wakes.take();
         let mut world = self.lock();
-        let stop = finished.and_then(|Finished { id, node }| {
-            let node = world.handler_done(&id, node)?;
+        let stop = finished.and_then(|Finished { id, node, rng }| {
+            let node = world.handler_done(&id, node, rng)?;
             let ctrl = world.controller_of(&id)?;
             Some(Work::Stop { id, ctrl, node })
         });
@@ -264,17 +264,19 @@ pub(crate) struct MachineSlot {
 
 /// Node code to run with the world unlocked.
 pub(crate) enum Work {
-    Handle { id: NodeId, machine: usize, node: Box<dyn ErasedNode>, message: Box<dyn AnyMessage> },
+    Handle { id: NodeId, machine: usize, node: Box<dyn ErasedNode>, rng: DetRng, message: Box<dyn AnyMessage> },
     Start { id: NodeId, ctrl: Arc<dyn MachineController>, node: Box<dyn ErasedNode> },
     Stop { id: NodeId, ctrl: Arc<dyn MachineController>, node: Box<dyn ErasedNode> },
     Poll { task: u64, fut: TaskFut, waker: Waker },
     Wake(Waker),
 }
 
-/// A node whose handler or hook ended normally, to be put back in its slot.
+/// A node whose handler or hook ended normally, to be put back in its slot (with its random
+/// stream, if the handler had it).
 pub(crate) struct Finished {
     pub(crate) id: NodeId,
     pub(crate) node: Box<dyn ErasedNode>,
+    pub(crate) rng: Option<DetRng>,
 }
 
 /// Why a node ended.
@@ -293,6 +295,8 @@ pub(crate) struct World {
     latency_rng: DetRng,
     ids_rng: DetRng,
     misc_rng: DetRng,
+    /// Seeds the keys of events within a machine (see `due_on_link`).
+    link_salt: u64,
     pub(crate) machines: Vec<MachineSlot>,
     machine_index: HashMap<MachineId, usize, BuildIdHasher>,
     nodes: NodeTable,
@@ -336,6 +340,7 @@ impl World {
             latency_rng: DetRng::stream(seed, "latency"),
             ids_rng: DetRng::stream(seed, "ids"),
             misc_rng: DetRng::stream(seed, "misc"),
+            link_salt: DetRng::stream(seed, "links").next_u64(),
             machines: Vec::new(),
             machine_index: HashMap::default(),
             nodes: NodeTable::new(),
@@ -427,7 +432,16 @@ impl World {
 
     /// An event on the link `from -> to`, due at `micros` but never before one already sent on
     /// that link (equal dues fall back to insertion order): a link keeps its send order.
+    ///
+    /// Within a machine (due now) the key is drawn from the seed, the link and the instant, so
+    /// every event of one link at one instant has the same key and keeps its insertion order,
+    /// with no bookkeeping; between machines, latency can reorder, so the last due of each link is
+    /// kept and a later send never comes before it.
     fn due_on_link(&mut self, from: &NodeId, to: &NodeId, micros: u64) -> Due {
+        if micros == self.now {
+            let link = from.stable_hash().rotate_left(17) ^ to.stable_hash();
+            return Due { micros, key: crate::rng::mix(self.link_salt ^ link ^ micros.wrapping_mul(0x9e37_79b9)) };
+        }
         let due = self.due_at(micros);
         let last = self.links.entry((from.stable_hash(), to.stable_hash())).or_insert(due);
         if due > *last {
@@ -485,7 +499,9 @@ impl World {
     ) {
         self.count_sent(from);
         let to_id = to.id().clone();
-        let Some(machine) = self.machine_of(to.machine_id()) else {
+        // Most sends stay on their machine: check that before the map.
+        let here = self.machines[from_machine].handle.id() == to.machine_id();
+        let Some(machine) = (if here { Some(from_machine) } else { self.machine_of(to.machine_id()) }) else {
             self.drop_message(from, &to_id, message.name(), "unknown machine");
             return;
         };
@@ -648,7 +664,7 @@ impl World {
 
     fn on_event(&mut self, event: Event) -> Option<Work> {
         match event {
-            Event::Deliver { from, to, machine, payload } => self.deliver(from, to, Some(machine), payload),
+            Event::Deliver { from, to, machine, payload } => self.deliver(Some(from), to, Some(machine), payload),
             Event::Timer { token } => self.fire_timer(token),
             Event::Spawn { from, id, machine, node } => self.start_node(from, id, machine, node),
             Event::Terminate { from, target } => self.stop_node(from, target),
@@ -660,29 +676,32 @@ impl World {
                     return None;
                 }
                 let (from, payload) = slot.mailbox.pop_front()?;
-                self.deliver(from, node, None, payload)
+                self.deliver(Some(from), node, None, payload)
             }
         }
     }
 
     /// Hands a message to its node, queues it if the node is in an `async` handler, or drops it.
     /// `machine` is where the sender meant it to go (`None`: already checked).
-    fn deliver(&mut self, from: NodeId, to: NodeId, machine: Option<usize>, payload: Payload) -> Option<Work> {
+    fn deliver(&mut self, from: Option<NodeId>, to: NodeId, machine: Option<usize>, payload: Payload) -> Option<Work> {
+        // `None`: the node sent it to itself (a timer), which spares a clone of its id.
+        let from_ref = from.as_ref().unwrap_or(&to);
         let name = payload.name();
         let Some(slot) = self.nodes.get_mut(&to) else {
-            self.drop_message(&from, &to, name, "no such node");
+            self.drop_message(from_ref, &to, name, "no such node");
             return None;
         };
         if machine.is_some_and(|m| m != slot.machine) {
-            self.drop_message(&from, &to, name, "node is not on that machine");
+            self.drop_message(from_ref, &to, name, "node is not on that machine");
             return None;
         }
         match slot.state {
             NodeState::Dead => {
-                self.drop_message(&from, &to, name, "node terminated");
+                self.drop_message(from_ref, &to, name, "node terminated");
                 return None;
             }
             NodeState::Busy | NodeState::Suspended(_) => {
+                let from = from.unwrap_or_else(|| to.clone());
                 slot.mailbox.push_back((from, payload));
                 return None;
             }
@@ -697,17 +716,18 @@ impl World {
                 Ok(m) => m,
                 Err(e) => {
                     slot.state = NodeState::Idle(node);
-                    tracing::warn!(%from, %to, message = name, error = %e, "dz sim: message does not decode");
-                    self.drop_message(&from, &to, name, "does not decode");
+                    tracing::warn!(from = %from_ref, %to, message = name, error = %e, "dz sim: message does not decode");
+                    self.drop_message(from_ref, &to, name, "does not decode");
                     return None;
                 }
             },
         };
         slot.stats.received += 1;
         let machine = slot.machine;
+        let rng = slot.rng.clone();
         self.stats.delivered += 1;
-        self.trace.record(self.now, TraceKind::Deliver, &from, &to, name);
-        Some(Work::Handle { id: to, machine, node, message })
+        self.trace.record(self.now, TraceKind::Deliver, from_ref, &to, name);
+        Some(Work::Handle { id: to, machine, node, rng, message })
     }
 
     /// Delivers a timer's message. A node's timers are not unlinked when it ends: they are
@@ -715,9 +735,12 @@ impl World {
     fn fire_timer(&mut self, token: u64) -> Option<Work> {
         let timer = self.timers.get_mut(token)?;
         let node = timer.node.clone();
-        if !self.nodes.get(&node).is_some_and(|slot| !matches!(slot.state, NodeState::Dead)) {
-            self.remove_timer(token);
-            return None;
+        match self.nodes.get_mut(&node) {
+            Some(slot) if !matches!(slot.state, NodeState::Dead) => slot.stats.sent += 1,
+            _ => {
+                self.remove_timer(token);
+                return None;
+            }
         }
         let timer = self.timers.get_mut(token)?;
         let message = match timer.message.as_mut()? {
@@ -734,8 +757,7 @@ impl World {
                 message
             }
         };
-        self.count_sent(&node);
-        self.deliver(node.clone(), node, None, Payload::Local(message))
+        self.deliver(None, node, None, Payload::Local(message))
     }
 
     fn start_node(&mut self, from: NodeId, id: NodeId, machine: usize, node: SpawnPayload) -> Option<Work> {
@@ -796,8 +818,20 @@ impl World {
 
     /// A handler or hook ended and gives its node back: it waits for its next message, or, if it
     /// asked to stop meanwhile, is given back to be stopped.
-    pub(crate) fn handler_done(&mut self, id: &NodeId, node: Box<dyn ErasedNode>) -> Option<Box<dyn ErasedNode>> {
-        if self.nodes.get_mut(id).is_some_and(|s| s.stop_requested) {
+    pub(crate) fn handler_done(
+        &mut self,
+        id: &NodeId,
+        node: Box<dyn ErasedNode>,
+        rng: Option<DetRng>,
+    ) -> Option<Box<dyn ErasedNode>> {
+        let Some(slot) = self.nodes.get_mut(id) else {
+            self.trash.push(Box::new(node));
+            return None;
+        };
+        if let Some(rng) = rng {
+            slot.rng = rng;
+        }
+        if slot.stop_requested {
             self.record_stop(id);
             return Some(node);
         }
@@ -819,6 +853,13 @@ impl World {
         if !slot.mailbox.is_empty() {
             let due = self.due_at(self.now);
             self.queue.push(due, Event::Drain { node: id.clone() });
+        }
+    }
+
+    /// Gives a node back the random stream its handler had.
+    pub(crate) fn restore_rng(&mut self, id: &NodeId, rng: DetRng) {
+        if let Some(slot) = self.nodes.get_mut(id) {
+            slot.rng = rng;
         }
     }
 
