@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
 
 use crate::controller::{
-    AnyMessage, ErasedNode, ErasedNodeFuture, MachineController, NodeFactory, TaskFuture, TimerMessage,
+    AnyMessage, ErasedNode, ErasedNodeFuture, MachineController, MessageMaker, NodeFactory, TaskFuture, TimerMessage,
 };
 use crate::handle::MachineHandle;
 use crate::ids::{new_id, MachineId, NodeId};
@@ -109,6 +109,7 @@ pub(crate) enum Event {
     Spawn { from: NodeId, id: NodeId, machine: usize, node: SpawnPayload },
     Terminate { from: NodeId, target: NodeId },
     Timer { token: u64 },
+    Once { token: u64, message: Box<dyn AnyMessage> },
     WakeAt(Waker),
     Poll { task: u64 },
     Drain { node: NodeId },
@@ -129,9 +130,11 @@ struct TaskSlot {
 }
 
 struct TimerSlot {
-    node: NodeId,
-    /// `None` once a one-shot timer's message is taken.
-    message: Option<TimerMessage>,
+    /// The node's slot in the node table.
+    node: usize,
+    /// A periodic timer's period and message maker; `None` for a one-shot timer, whose message
+    /// travels in its event (the slot then only says that it is still set).
+    every: Option<(u64, MessageMaker)>,
 }
 
 enum NodeState {
@@ -582,14 +585,25 @@ impl World {
             self.trash.push(Box::new(message));
             return u64::MAX;
         }
-        let token = self.timers.insert(TimerSlot { node: node.clone(), message: Some(message) });
+        let Some(index) = self.nodes.find(node) else { return u64::MAX };
         let due = self.due_at(self.now.saturating_add(delay));
-        self.queue.push(due, Event::Timer { token });
-        token
+        match message {
+            TimerMessage::Once(message) => {
+                let token = self.timers.insert(TimerSlot { node: index, every: None });
+                self.queue.push(due, Event::Once { token, message });
+                token
+            }
+            TimerMessage::Every { period_micros, make } => {
+                let token = self.timers.insert(TimerSlot { node: index, every: Some((period_micros, make)) });
+                self.queue.push(due, Event::Timer { token });
+                token
+            }
+        }
     }
 
     pub(crate) fn cancel_timer(&mut self, node: &NodeId, token: u64) -> bool {
-        if self.timers.get(token).map_or(true, |t| &t.node != node) {
+        let index = self.nodes.find(node);
+        if self.timers.get(token).map_or(true, |t| Some(t.node) != index) {
             return false;
         }
         self.remove_timer(token);
@@ -665,7 +679,8 @@ impl World {
     fn on_event(&mut self, event: Event) -> Option<Work> {
         match event {
             Event::Deliver { from, to, machine, payload } => self.deliver(Some(from), to, Some(machine), payload),
-            Event::Timer { token } => self.fire_timer(token),
+            Event::Timer { token } => self.fire_timer(token, None),
+            Event::Once { token, message } => self.fire_timer(token, Some(message)),
             Event::Spawn { from, id, machine, node } => self.start_node(from, id, machine, node),
             Event::Terminate { from, target } => self.stop_node(from, target),
             Event::WakeAt(waker) => Some(Work::Wake(waker)),
@@ -684,24 +699,30 @@ impl World {
     /// Hands a message to its node, queues it if the node is in an `async` handler, or drops it.
     /// `machine` is where the sender meant it to go (`None`: already checked).
     fn deliver(&mut self, from: Option<NodeId>, to: NodeId, machine: Option<usize>, payload: Payload) -> Option<Work> {
-        // `None`: the node sent it to itself (a timer), which spares a clone of its id.
-        let from_ref = from.as_ref().unwrap_or(&to);
-        let name = payload.name();
-        let Some(slot) = self.nodes.get_mut(&to) else {
-            self.drop_message(from_ref, &to, name, "no such node");
+        let Some(index) = self.nodes.find(&to) else {
+            self.drop_message(from.as_ref().unwrap_or(&to), &to, payload.name(), "no such node");
             return None;
         };
-        if machine.is_some_and(|m| m != slot.machine) {
-            self.drop_message(from_ref, &to, name, "node is not on that machine");
+        if machine.is_some_and(|m| m != self.nodes.slots[index].machine) {
+            self.drop_message(from.as_ref().unwrap_or(&to), &to, payload.name(), "node is not on that machine");
             return None;
         }
+        self.deliver_to_slot(index, from, payload)
+    }
+
+    /// [`World::deliver`] to the node in slot `index`; `from` is `None` when the node sent the
+    /// message to itself (a timer), which spares a clone of its id.
+    fn deliver_to_slot(&mut self, index: usize, from: Option<NodeId>, payload: Payload) -> Option<Work> {
+        let name = payload.name();
+        let slot = &mut self.nodes.slots[index];
         match slot.state {
             NodeState::Dead => {
-                self.drop_message(from_ref, &to, name, "node terminated");
+                let to = slot.id.clone();
+                self.drop_message(from.as_ref().unwrap_or(&to), &to, name, "node terminated");
                 return None;
             }
             NodeState::Busy | NodeState::Suspended(_) => {
-                let from = from.unwrap_or_else(|| to.clone());
+                let from = from.unwrap_or_else(|| slot.id.clone());
                 slot.mailbox.push_back((from, payload));
                 return None;
             }
@@ -716,8 +737,10 @@ impl World {
                 Ok(m) => m,
                 Err(e) => {
                     slot.state = NodeState::Idle(node);
-                    tracing::warn!(from = %from_ref, %to, message = name, error = %e, "dz sim: message does not decode");
-                    self.drop_message(from_ref, &to, name, "does not decode");
+                    let to = slot.id.clone();
+                    let from = from.unwrap_or_else(|| to.clone());
+                    tracing::warn!(%from, %to, message = name, error = %e, "dz sim: message does not decode");
+                    self.drop_message(&from, &to, name, "does not decode");
                     return None;
                 }
             },
@@ -725,39 +748,37 @@ impl World {
         slot.stats.received += 1;
         let machine = slot.machine;
         let rng = slot.rng.clone();
+        let to = slot.id.clone();
         self.stats.delivered += 1;
-        self.trace.record(self.now, TraceKind::Deliver, from_ref, &to, name);
+        self.trace.record(self.now, TraceKind::Deliver, from.as_ref().unwrap_or(&to), &to, name);
         Some(Work::Handle { id: to, machine, node, rng, message })
     }
 
     /// Delivers a timer's message. A node's timers are not unlinked when it ends: they are
     /// dropped here, when they come due and find their node gone.
-    fn fire_timer(&mut self, token: u64) -> Option<Work> {
+    fn fire_timer(&mut self, token: u64, once: Option<Box<dyn AnyMessage>>) -> Option<Work> {
         let timer = self.timers.get_mut(token)?;
-        let node = timer.node.clone();
-        match self.nodes.get_mut(&node) {
-            Some(slot) if !matches!(slot.state, NodeState::Dead) => slot.stats.sent += 1,
-            _ => {
-                self.remove_timer(token);
-                return None;
-            }
+        let node = timer.node;
+        if matches!(self.nodes.slots[node].state, NodeState::Dead) {
+            self.remove_timer(token);
+            return None;
         }
-        let timer = self.timers.get_mut(token)?;
-        let message = match timer.message.as_mut()? {
-            TimerMessage::Every { period_micros, make } => {
-                let next = self.now.saturating_add(*period_micros);
+        let message = match (&mut timer.every, once) {
+            (Some((period, make)), _) => {
+                let next = self.now.saturating_add(*period);
                 let message = make();
                 let due = self.due_at(next);
                 self.queue.push(due, Event::Timer { token });
                 message
             }
-            TimerMessage::Once(_) => {
-                let Some(TimerMessage::Once(message)) = timer.message.take() else { return None };
+            (None, Some(message)) => {
                 self.remove_timer(token);
                 message
             }
+            (None, None) => return None,
         };
-        self.deliver(None, node, None, Payload::Local(message))
+        self.nodes.slots[node].stats.sent += 1;
+        self.deliver_to_slot(node, None, Payload::Local(message))
     }
 
     fn start_node(&mut self, from: NodeId, id: NodeId, machine: usize, node: SpawnPayload) -> Option<Work> {
@@ -933,7 +954,7 @@ impl World {
             trash.push(Box::new(task));
         }
         for timer in self.timers.drain() {
-            trash.push(Box::new(timer.message));
+            trash.push(Box::new(timer.every));
         }
         for machine in self.machines.drain(..) {
             trash.push(Box::new(machine.ctrl));
