@@ -1,0 +1,281 @@
+//! The machine's shared core and its side of the [`MachineController`] trait: what a node's
+//! context calls, and where local and remote traffic part ways.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::Waker;
+use std::time::Instant;
+
+use async_executor::Executor;
+use dz_core::controller::{
+    AnyMessage, Envelope, ErasedNode, MachineController, NodeFactory, SpawnRequest, TaskFuture, TimerMessage,
+};
+use dz_core::ids::new_id;
+use dz_core::rng::DetRng;
+use dz_core::{MachineHandle, NodeId, RawHandle, TimerToken, Transport};
+
+use crate::peer::{self, Peers};
+use crate::stats::{bump, Counters};
+use crate::store::{Letter, Mail, Store, Undeliverable};
+use crate::timers::{instant_after, Timers};
+use crate::wire::{self, Wire};
+
+/// Node types this machine can spawn from JSON, by type name.
+pub(crate) type Registry = BTreeMap<String, NodeFactory>;
+
+/// Limits of a machine.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Config {
+    /// The largest frame accepted from a peer.
+    pub(crate) max_frame_bytes: usize,
+    /// The most bytes queued for one peer before sends to it fail.
+    pub(crate) max_backlog_bytes: usize,
+}
+
+/// Everything a machine's threads and tasks share.
+pub(crate) struct Core {
+    pub(crate) handle: MachineHandle,
+    start: Instant,
+    pub(crate) store: Arc<Store>,
+    pub(crate) timers: Timers,
+    pub(crate) peers: Peers,
+    registry: Registry,
+    pub(crate) stats: Arc<Counters>,
+    pub(crate) config: Config,
+    ids: Mutex<DetRng>,
+    /// The nodes' random stream when the machine was given a seed; otherwise `fastrand`'s.
+    seeded: Option<Mutex<DetRng>>,
+    /// The I/O executor, taken out at shutdown (which drops its tasks and their sockets).
+    io: Mutex<Option<Arc<Executor<'static>>>>,
+    me: Weak<Core>,
+}
+
+impl Core {
+    pub(crate) fn new(
+        handle: MachineHandle,
+        registry: Registry,
+        config: Config,
+        seed: u64,
+        seeded: bool,
+        io: Arc<Executor<'static>>,
+    ) -> Arc<Self> {
+        let stats = Arc::new(Counters::default());
+        let salt = handle.id().stable_hash();
+        Arc::new_cyclic(|me| Core {
+            start: Instant::now(),
+            store: Store::new(Arc::clone(&stats)),
+            timers: Timers::new(),
+            peers: Peers::default(),
+            registry,
+            stats,
+            config,
+            ids: Mutex::new(DetRng::substream(seed, "ids", salt)),
+            seeded: seeded.then(|| Mutex::new(DetRng::substream(seed, "nodes", salt))),
+            io: Mutex::new(Some(io)),
+            me: me.clone(),
+            handle,
+        })
+    }
+
+    /// Microseconds since the machine started.
+    pub(crate) fn now(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The instant of machine time `micros`.
+    pub(crate) fn instant_of(&self, micros: u64) -> Instant {
+        instant_after(self.start, micros)
+    }
+
+    fn arc(&self) -> Option<Arc<Core>> {
+        self.me.upgrade()
+    }
+
+    /// Runs `fut` on the I/O thread (dropped if the machine is shutting down).
+    pub(crate) fn spawn_io(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        let io = self.io.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(executor) = io.as_ref() {
+            executor.spawn(fut).detach();
+        }
+    }
+
+    /// Takes the I/O executor out, so that dropping it ends every connection.
+    pub(crate) fn take_io(&self) -> Option<Arc<Executor<'static>>> {
+        self.io.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// A fresh id.
+    pub(crate) fn fresh_id(&self, prefix: &str) -> NodeId {
+        NodeId::from(new_id(prefix, &mut self.ids.lock().unwrap_or_else(PoisonError::into_inner)))
+    }
+
+    // ---- local delivery ----------------------------------------------------------------------
+
+    /// Puts a message in the mailbox of `to`, a node of this machine, or drops and counts it.
+    pub(crate) fn deliver_local(&self, from: NodeId, to: &NodeId, mail: Mail) {
+        if let Err(Undeliverable::NoSuchNode) = self.store.deliver(to, Letter { from, mail }) {
+            tracing::debug!(%to, "dz: dropped a message for a node that is not here");
+            bump(&self.stats.dropped_no_node);
+        }
+    }
+
+    /// Delivers a timer's message; `false` if its node is gone.
+    pub(crate) fn deliver_timer(&self, node: &NodeId, message: Box<dyn AnyMessage>) -> bool {
+        self.store.deliver(node, Letter { from: node.clone(), mail: Mail::Local(message) }).is_ok()
+    }
+
+    /// Starts `node` here under `id`.
+    pub(crate) fn start_node(&self, from: &NodeId, id: NodeId, node: Box<dyn ErasedNode>) {
+        if let Err(node) = self.store.insert(id.clone(), node) {
+            tracing::warn!(%from, %id, node_type = node.type_name(), "dz: spawn refused: the id is in use (or the machine is stopping)");
+            bump(&self.stats.spawn_failed);
+        }
+    }
+
+    fn is_local(&self, machine: &dz_core::MachineId, address: &str) -> bool {
+        machine == self.handle.id() || address == self.handle.address()
+    }
+
+    // ---- what arrives from peers -------------------------------------------------------------
+
+    /// Acts on a frame from a peer. An error names why the connection must close.
+    pub(crate) fn receive(&self, wire: Wire<'_>) -> Result<(), &'static str> {
+        match wire {
+            Wire::Msg { from, to, message } => {
+                self.deliver_local(from, &to, Mail::Json(message.get().as_bytes().into()));
+                Ok(())
+            }
+            Wire::Spawn { from, id, node_type, state } => {
+                match self.registry.get(&node_type) {
+                    None => {
+                        tracing::warn!(%from, %id, %node_type, "dz: spawn refused: node type not registered here");
+                        bump(&self.stats.spawn_failed);
+                        bump(&self.stats.spawn_unknown_type);
+                    }
+                    Some(factory) => match factory(state.get().as_bytes()) {
+                        Ok(node) => self.start_node(&from, id, node),
+                        Err(error) => {
+                            tracing::warn!(%from, %id, %node_type, %error, "dz: spawn refused: the state does not decode");
+                            bump(&self.stats.spawn_failed);
+                        }
+                    },
+                }
+                Ok(())
+            }
+            Wire::Terminate { from, target } => {
+                tracing::debug!(%from, %target, "dz: termination from a peer");
+                drop(self.store.terminate(&target));
+                Ok(())
+            }
+            Wire::Hello { .. } | Wire::Ack { .. } => Err("a greeting after the handshake"),
+        }
+    }
+
+    /// Hands a frame for the machine at `address` to its link.
+    fn send_frame(&self, address: &str, frame: Result<Vec<u8>, serde_json::Error>, what: &str) {
+        match (frame, self.arc()) {
+            (Ok(frame), Some(core)) => peer::send(&core, address, frame),
+            (Err(error), _) => {
+                tracing::warn!(%address, %error, "dz: cannot encode a {what}; dropped");
+                bump(&self.stats.send_failed);
+            }
+            (Ok(_), None) => bump(&self.stats.send_failed),
+        }
+    }
+}
+
+fn encode(write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>) -> Result<Vec<u8>, serde_json::Error> {
+    let mut buf = Vec::new();
+    write(&mut buf)?;
+    Ok(buf)
+}
+
+impl MachineController for Core {
+    fn machine(&self) -> &MachineHandle {
+        &self.handle
+    }
+
+    fn now_micros(&self) -> u64 {
+        self.now()
+    }
+
+    fn send(&self, envelope: Envelope<'_>) {
+        let Envelope { from, to, message } = envelope;
+        let address = to.transport().address();
+        if self.is_local(to.machine_id(), address) {
+            bump(&self.stats.sent_local);
+            self.deliver_local(from.clone(), to.id(), Mail::Local(message));
+            return;
+        }
+        bump(&self.stats.sent_remote);
+        let frame = message.to_json().and_then(|json| encode(|buf| wire::msg(buf, from, to.id(), &json)));
+        self.send_frame(address, frame, "message");
+    }
+
+    fn spawn(&self, from: &NodeId, request: SpawnRequest) -> Transport {
+        let SpawnRequest { id, on, node } = request;
+        let transport = Transport::new(on.address(), from.clone());
+        if self.is_local(on.id(), on.address()) {
+            self.start_node(from, id, node);
+        } else {
+            let node_type = node.type_name();
+            let frame = node.to_json().and_then(|state| encode(|buf| wire::spawn(buf, from, &id, node_type, &state)));
+            drop(node);
+            self.send_frame(on.address(), frame, "spawn");
+        }
+        transport
+    }
+
+    fn terminate(&self, from: &NodeId, target: &RawHandle) {
+        let address = target.transport().address();
+        if self.is_local(target.machine_id(), address) {
+            drop(self.store.terminate(target.id()));
+        } else {
+            let frame = encode(|buf| wire::terminate(buf, from, target.id()));
+            self.send_frame(address, frame, "termination");
+        }
+    }
+
+    fn new_id(&self, prefix: &str) -> NodeId {
+        self.fresh_id(prefix)
+    }
+
+    fn new_transport(&self, _receiver: &NodeId, for_node: &NodeId) -> Transport {
+        Transport::new(self.handle.address(), for_node.clone())
+    }
+
+    fn transfer_transport(&self, _holder: &NodeId, transport: &Transport, for_node: &NodeId) -> Transport {
+        transport.transferred(for_node.clone())
+    }
+
+    fn random_u64(&self, _node: &NodeId) -> u64 {
+        match &self.seeded {
+            Some(rng) => rng.lock().unwrap_or_else(PoisonError::into_inner).next_u64(),
+            None => fastrand::u64(..),
+        }
+    }
+
+    fn wake_at(&self, deadline_micros: u64, waker: Waker) {
+        if deadline_micros <= self.now() {
+            waker.wake();
+        } else {
+            self.timers.wake_at(deadline_micros, waker);
+        }
+    }
+
+    fn schedule(&self, node: &NodeId, delay_micros: u64, message: TimerMessage) -> TimerToken {
+        let at = self.now().saturating_add(delay_micros);
+        TimerToken(self.timers.schedule(node, at, message))
+    }
+
+    fn cancel_timer(&self, node: &NodeId, token: TimerToken) -> bool {
+        self.timers.cancel(node, token.0)
+    }
+
+    fn create_task(&self, node: &NodeId, task: TaskFuture) {
+        if let Err(task) = self.store.create_task(node, task) {
+            drop(task);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! # dz-runtime-smol
+//!
+//! dz's real runtime: the node types that run on the simulator (`dz_core::sim`) run here
+//! unchanged, on real machines — worker threads, real time, and TCP between machines. A
+//! [`Machine`] is built with [`Machine::builder`]; several can live in one process (each on its
+//! own port), or each in its own process.
+//!
+//! ```
+//! use dz_core::prelude::*;
+//! use dz_runtime_smol::Machine;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! pub struct Ponger { served: u64 }
+//!
+//! #[node]
+//! impl Ponger {
+//!     #[handler]
+//!     fn ping(&mut self, ctx: &mut Context<Self>, reply_to: Handle<Pinger>) {
+//!         self.served += 1;
+//!         reply_to.pong(ctx);
+//!     }
+//! }
+//!
+//! #[derive(Serialize, Deserialize)]
+//! pub struct Pinger { pongs: u64 }
+//!
+//! #[node]
+//! impl Pinger {
+//!     #[handler]
+//!     fn start(&mut self, ctx: &mut Context<Self>, ponger: Handle<Ponger>) {
+//!         let me = ctx.new_handle(ponger.id());
+//!         ponger.ping(ctx, me);
+//!     }
+//!
+//!     #[handler]
+//!     fn pong(&mut self) { self.pongs += 1; }
+//! }
+//!
+//! // Two machines over loopback TCP.
+//! let a = Machine::builder().listen("127.0.0.1:0").build()?;
+//! let b = Machine::builder().listen("127.0.0.1:0").register::<Ponger>().build()?;
+//! let ponger = a.spawn_on(Ponger { served: 0 }, &b.handle()); // a remote spawn
+//! let pinger = a.spawn(Pinger { pongs: 0 });
+//! let for_pinger = a.transfer_handle(&ponger, pinger.id());
+//! pinger.start(&mut a.client(), for_pinger);
+//!
+//! let pongs = (0..500).find_map(|_| {
+//!     std::thread::sleep(std::time::Duration::from_millis(10));
+//!     a.inspect(&pinger, |p| p.pongs).filter(|&n| n == 1)
+//! });
+//! assert_eq!(pongs, Some(1));
+//! assert_eq!(b.inspect(&ponger, |p| p.served), Some(1));
+//! a.shutdown();
+//! b.shutdown();
+//! # Ok::<(), dz_runtime_smol::MachineError>(())
+//! ```
+//!
+//! ## How a machine runs its nodes
+//!
+//! - **Store**: nodes live in a slab (one slot each: the boxed state, a `VecDeque` mailbox, a
+//!   few flags), indexed by id. There is no executor task and no channel per node.
+//! - **Scheduling**: a node with work (its `started` hook, mail, a woken `async` handler, a stop
+//!   request) is put once on the machine's run queue. Worker threads (one per core by default)
+//!   take nodes off it; a node taken is *busy* until the worker gives it back, so its handlers
+//!   never run concurrently, and a worker handles up to 64 of its messages in a row before
+//!   letting others have a turn. Idle workers sleep on a condition variable: an idle machine
+//!   uses no CPU.
+//! - **`async` handlers** become a future kept in the node's slot; the node's mailbox is held
+//!   until it ends, and its waker puts the node back on the run queue. Tasks made with
+//!   `create_task` go through the same queue, and die with their node.
+//! - **Local messages** are moved into the receiver's mailbox as typed values: no serialising.
+//!   A mailbox is first in, first out, so each sender's messages arrive in send order.
+//! - **Time** is microseconds since the machine started. Timers (`sleep_ms`, `send_after`,
+//!   `send_every`) sit in one heap driven by one task on the I/O thread, which sleeps until the
+//!   earliest deadline.
+//! - **Panics**: a handler, hook or task that panics stops its own node only (counted in
+//!   [`MachineStats::panicked`]).
+//!
+//! ## Between machines
+//!
+//! One TCP connection per pair of machines, opened when a node first sends to the other
+//! machine (or at start, for the builder's peers) and reopened on demand after it breaks, with
+//! a back-off after failed connects. Frames are a 4-byte big-endian length and a JSON payload
+//! (a message, a spawn, a termination); all frames queued while a write is under way go out in
+//! the next write. A frame announcing more than the limit ([`MachineBuilder::max_frame_bytes`])
+//! closes the connection before anything is allocated for it; a frame that is not valid closes
+//! it too; a message for an unknown node, a spawn of an unregistered node type or a message
+//! whose JSON does not fit its node is dropped. Every such case is logged (`tracing`) and
+//! counted in [`MachineStats`], and the machine goes on serving everyone else. Sends to a peer
+//! that is down fail at once and are counted ([`MachineStats::send_failed`]); delivery is at
+//! most once, as everywhere in dz.
+//!
+//! Peers may spawn on this machine only node types it registered with
+//! [`MachineBuilder::register`].
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![forbid(unsafe_code)]
+
+mod builder;
+mod core;
+mod error;
+mod frame;
+mod machine;
+mod peer;
+mod stats;
+mod store;
+mod timers;
+mod wire;
+mod worker;
+
+pub use builder::{MachineBuilder, DEFAULT_MAX_FRAME_BYTES};
+pub use error::MachineError;
+pub use machine::{Machine, Stopper};
+pub use stats::MachineStats;

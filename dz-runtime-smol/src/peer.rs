@@ -1,0 +1,461 @@
+//! Links to other machines: one TCP connection per pair, opened on demand, with a writer that
+//! batches every frame queued meanwhile into one write and a reader that hands frames on.
+//!
+//! A link is keyed by the peer's listen address. It is `Down`, `Dialing` or `Up`:
+//! - a send to a `Down` peer dials it (unless a failed connect set a back-off that has not run
+//!   out: then the send fails at once, counted);
+//! - frames queue while `Dialing`; if the connect fails they are dropped and counted, and the
+//!   back-off doubles (10 ms up to 2 s); a success resets it;
+//! - the dialer writes `hello` (its id and listen address) and waits for `ack`; only then does
+//!   data flow. If both machines dial each other at once, the connection dialed by the machine
+//!   with the smaller address wins (that machine refuses the other's hello while it has a
+//!   connection of its own, dialing or up), so one connection serves the pair;
+//! - when a connection breaks, what was queued or being written is dropped and counted, and the
+//!   next send dials again.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_io::Timer;
+use async_net::{TcpListener, TcpStream};
+use dz_core::{MachineHandle, MachineId};
+use futures_lite::io::{AsyncWriteExt, BufReader};
+
+use crate::core::Core;
+use crate::error::FrameError;
+use crate::frame;
+use crate::stats::{add, bump};
+use crate::wire::{self, Wire};
+
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest first frame of a connection (a greeting is small).
+const GREETING_MAX: usize = 64 * 1024;
+/// How often a dial refused by a peer that dialed too is tried again, and how long to wait.
+const MAX_REFUSALS: u32 = 20;
+const REFUSED_RETRY: Duration = Duration::from_millis(50);
+/// A write buffer bigger than this is not kept for reuse.
+const KEEP_BUFFER: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conn {
+    Down,
+    Dialing,
+    Up,
+}
+
+struct Link {
+    conn: Conn,
+    /// Bumped by every new dial or accepted connection: tasks of an older one stand down.
+    epoch: u64,
+    /// Frames waiting for the writer, back to back.
+    out: Vec<u8>,
+    out_frames: u64,
+    /// Tells the current writer there is something to write; dropped to stop it.
+    kick: Option<async_channel::Sender<()>>,
+    backoff: Duration,
+    retry_at: Option<Instant>,
+    machine: Option<MachineId>,
+    /// The connection (up or being dialed) is one this machine dialed.
+    mine: bool,
+}
+
+/// One peer machine.
+pub(crate) struct Peer {
+    address: String,
+    link: Mutex<Link>,
+}
+
+impl Peer {
+    fn lock(&self) -> MutexGuard<'_, Link> {
+        self.link.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Every peer this machine has talked to, by listen address (a look-up map, never iterated in
+/// an order that matters: listings are sorted).
+#[derive(Default)]
+pub(crate) struct Peers {
+    map: Mutex<HashMap<String, Arc<Peer>>>,
+}
+
+impl Peers {
+    fn get(&self, address: &str) -> Arc<Peer> {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(peer) = map.get(address) {
+            return Arc::clone(peer);
+        }
+        let peer = Arc::new(Peer {
+            address: address.to_string(),
+            link: Mutex::new(Link {
+                conn: Conn::Down,
+                epoch: 0,
+                out: Vec::new(),
+                out_frames: 0,
+                kick: None,
+                backoff: MIN_BACKOFF,
+                retry_at: None,
+                machine: None,
+                mine: false,
+            }),
+        });
+        map.insert(address.to_string(), Arc::clone(&peer));
+        peer
+    }
+
+    /// The peers connected now, by address.
+    pub(crate) fn connected(&self) -> Vec<MachineHandle> {
+        let peers: Vec<Arc<Peer>> =
+            self.map.lock().unwrap_or_else(PoisonError::into_inner).values().map(Arc::clone).collect();
+        let mut handles: Vec<MachineHandle> = peers
+            .iter()
+            .filter_map(|peer| {
+                let link = peer.lock();
+                let machine = link.machine.clone().filter(|_| link.conn == Conn::Up)?;
+                Some(MachineHandle::new(machine, peer.address.as_str()))
+            })
+            .collect();
+        handles.sort();
+        handles
+    }
+
+    /// Forgets every peer (at shutdown).
+    pub(crate) fn clear(&self) {
+        let peers = std::mem::take(&mut *self.map.lock().unwrap_or_else(PoisonError::into_inner));
+        for peer in peers.values() {
+            let mut link = peer.lock();
+            link.kick = None;
+            link.conn = Conn::Down;
+        }
+    }
+}
+
+/// Queues `frame` for the machine at `address`, dialing it if need be.
+pub(crate) fn send(core: &Arc<Core>, address: &str, frame: Vec<u8>) {
+    let peer = core.peers.get(address);
+    let mut link = peer.lock();
+    match link.conn {
+        Conn::Down => {
+            if link.retry_at.is_some_and(|at| Instant::now() < at) {
+                drop(link);
+                tracing::debug!(peer = address, "dz: send failed: backing off after a failed connect");
+                bump(&core.stats.send_failed);
+                return;
+            }
+            link.conn = Conn::Dialing;
+            link.epoch += 1;
+            let epoch = link.epoch;
+            queue(&mut link, frame);
+            drop(link);
+            core.spawn_io(dial(Arc::clone(core), peer, epoch));
+        }
+        Conn::Dialing | Conn::Up => {
+            if link.out.len() + frame.len() > core.config.max_backlog_bytes {
+                drop(link);
+                tracing::warn!(peer = address, "dz: send failed: the peer's backlog is full");
+                bump(&core.stats.send_failed);
+                return;
+            }
+            let was_empty = link.out.is_empty();
+            queue(&mut link, frame);
+            if was_empty {
+                if let Some(kick) = &link.kick {
+                    // Full means the writer is already told.
+                    let _ = kick.try_send(());
+                }
+            }
+        }
+    }
+}
+
+fn queue(link: &mut Link, frame: Vec<u8>) {
+    if link.out.is_empty() && link.out.capacity() < frame.capacity() {
+        link.out = frame;
+    } else {
+        link.out.extend_from_slice(&frame);
+    }
+    link.out_frames += 1;
+}
+
+/// Dials the machine at `address` in the background (a builder's `peer`), if not linked yet.
+pub(crate) fn connect(core: &Arc<Core>, address: &str) {
+    let peer = core.peers.get(address);
+    let mut link = peer.lock();
+    if link.conn != Conn::Down {
+        return;
+    }
+    link.conn = Conn::Dialing;
+    link.epoch += 1;
+    let epoch = link.epoch;
+    drop(link);
+    core.spawn_io(dial(Arc::clone(core), peer, epoch));
+}
+
+async fn timeout<T>(limit: Duration, fut: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
+    futures_lite::future::or(fut, async {
+        Timer::after(limit).await;
+        Err(io::ErrorKind::TimedOut.into())
+    })
+    .await
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+async fn dial(core: Arc<Core>, peer: Arc<Peer>, epoch: u64) {
+    let mut refusals = 0;
+    loop {
+        let error = match timeout(CONNECT_TIMEOUT, handshake(&core, &peer.address)).await {
+            Ok((stream, machine)) => {
+                bump(&core.stats.connections_dialed);
+                install(&core, &peer, stream, machine, Some(epoch));
+                return;
+            }
+            Err(error) => error,
+        };
+        bump(&core.stats.connect_failed);
+        if error.kind() == io::ErrorKind::ConnectionAborted && refusals < MAX_REFUSALS {
+            // The peer keeps a connection it dialed itself: it is about to reach this machine.
+            // Keep the frames queued for it, and dial again only if it does not.
+            refusals += 1;
+            Timer::after(REFUSED_RETRY).await;
+            let link = peer.lock();
+            if link.epoch != epoch || link.conn != Conn::Dialing {
+                return;
+            }
+            continue;
+        }
+        let mut link = peer.lock();
+        if link.epoch != epoch || link.conn != Conn::Dialing {
+            return;
+        }
+        tracing::warn!(peer = %peer.address, %error, backoff_ms = link.backoff.as_millis() as u64, "dz: cannot connect to a peer");
+        link.conn = Conn::Down;
+        link.retry_at = Some(Instant::now() + link.backoff);
+        link.backoff = (link.backoff * 2).min(MAX_BACKOFF);
+        let lost = std::mem::take(&mut link.out_frames);
+        link.out = Vec::new();
+        add(&core.stats.send_failed, lost);
+        return;
+    }
+}
+
+/// Connects, says hello and waits for the peer's ack.
+async fn handshake(core: &Core, address: &str) -> io::Result<(TcpStream, MachineId)> {
+    let mut stream = TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let mut buf = Vec::new();
+    wire::hello(&mut buf, core.handle.id(), core.handle.address()).map_err(io::Error::other)?;
+    stream.write_all(&buf).await?;
+    let mut frame = Vec::new();
+    match frame::read(&mut stream, GREETING_MAX, &mut frame).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the peer refused the connection"));
+        }
+        Err(FrameError::Io(e)) => return Err(e),
+        Err(e) => return Err(invalid(&e.to_string())),
+    }
+    match serde_json::from_slice::<Wire<'_>>(&frame) {
+        Ok(Wire::Ack { machine, address: theirs }) => {
+            tracing::debug!(peer = address, %machine, listens_on = %theirs, "dz: connected to a peer");
+            Ok((stream, machine))
+        }
+        _ => Err(invalid("the peer's answer is not an ack")),
+    }
+}
+
+/// Accepts connections until the machine stops.
+pub(crate) async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                bump(&core.stats.connections_accepted);
+                core.spawn_io(accepted(Arc::clone(&core), stream));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "dz: accept failed");
+                Timer::after(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn accepted(core: Arc<Core>, mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut frame = Vec::new();
+    let limit = GREETING_MAX.min(core.config.max_frame_bytes);
+    let first = futures_lite::future::or(frame::read(&mut stream, limit, &mut frame), async {
+        Timer::after(HELLO_TIMEOUT).await;
+        Err(FrameError::Io(io::ErrorKind::TimedOut.into()))
+    })
+    .await;
+    match first {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(FrameError::TooLarge { len, max }) => {
+            tracing::warn!(len, max, "dz: closing a new connection: its first frame is oversized");
+            bump(&core.stats.oversized_frames);
+            return;
+        }
+        Err(FrameError::Io(error)) => {
+            tracing::debug!(%error, "dz: a new connection ended before its hello");
+            return;
+        }
+    }
+    bump(&core.stats.frames_in);
+    let (machine, address) = match serde_json::from_slice::<Wire<'_>>(&frame) {
+        Ok(Wire::Hello { machine, address }) if address != core.handle.address() => (machine, address),
+        Ok(_) => {
+            tracing::warn!("dz: closing a new connection: its first frame is not a hello");
+            bump(&core.stats.bad_frames);
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "dz: closing a new connection: its first frame is not valid");
+            bump(&core.stats.bad_frames);
+            return;
+        }
+    };
+    let peer = core.peers.get(&address);
+    let keep_mine = {
+        let link = peer.lock();
+        let mine = link.conn == Conn::Dialing || (link.conn == Conn::Up && link.mine);
+        mine && core.handle.address() < address.as_str()
+    };
+    if keep_mine {
+        // Both dialed: the connection dialed by the smaller address serves the pair.
+        tracing::debug!(peer = %address, "dz: both dialed at once; keeping the connection this machine dialed");
+        return;
+    }
+    let mut buf = Vec::new();
+    if wire::ack(&mut buf, core.handle.id(), core.handle.address()).is_err() || stream.write_all(&buf).await.is_err() {
+        return;
+    }
+    install(&core, &peer, stream, machine, None);
+}
+
+/// Makes `stream` the peer's connection and starts its reader and writer. `dialed` is the epoch
+/// of the dial that made it (it stands down if superseded); an accepted connection supersedes.
+fn install(core: &Arc<Core>, peer: &Arc<Peer>, stream: TcpStream, machine: MachineId, dialed: Option<u64>) {
+    let (kick, kicked) = async_channel::bounded(1);
+    let epoch = {
+        let mut link = peer.lock();
+        match dialed {
+            Some(epoch) if link.epoch != epoch || link.conn != Conn::Dialing => return,
+            Some(_) => {}
+            None => link.epoch += 1,
+        }
+        link.conn = Conn::Up;
+        link.mine = dialed.is_some();
+        if !link.out.is_empty() {
+            let _ = kick.try_send(());
+        }
+        link.kick = Some(kick);
+        link.machine = Some(machine);
+        link.backoff = MIN_BACKOFF;
+        link.retry_at = None;
+        link.epoch
+    };
+    core.spawn_io(read_loop(Arc::clone(core), Arc::clone(peer), stream.clone(), epoch));
+    core.spawn_io(write_loop(Arc::clone(core), Arc::clone(peer), stream, kicked, epoch));
+}
+
+/// The connection of `epoch` is gone: drop what was queued for it (counted) and let the next
+/// send dial again.
+fn link_down(core: &Core, peer: &Peer, epoch: u64, lost: u64, why: &str) {
+    add(&core.stats.send_failed, lost);
+    let mut link = peer.lock();
+    if link.epoch != epoch || link.conn != Conn::Up {
+        return;
+    }
+    tracing::info!(peer = %peer.address, why, "dz: connection to a peer closed");
+    bump(&core.stats.connections_closed);
+    link.conn = Conn::Down;
+    link.kick = None;
+    link.retry_at = None;
+    let queued = std::mem::take(&mut link.out_frames);
+    link.out = Vec::new();
+    add(&core.stats.send_failed, queued);
+}
+
+async fn write_loop(
+    core: Arc<Core>,
+    peer: Arc<Peer>,
+    mut stream: TcpStream,
+    kicked: async_channel::Receiver<()>,
+    epoch: u64,
+) {
+    let mut batch = Vec::new();
+    loop {
+        let frames = {
+            let mut link = peer.lock();
+            if link.epoch != epoch {
+                return;
+            }
+            std::mem::swap(&mut link.out, &mut batch);
+            std::mem::take(&mut link.out_frames)
+        };
+        if batch.is_empty() {
+            if kicked.recv().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        if let Err(error) = stream.write_all(&batch).await {
+            tracing::debug!(peer = %peer.address, %error, "dz: write to a peer failed");
+            link_down(&core, &peer, epoch, frames, "write failed");
+            return;
+        }
+        add(&core.stats.frames_out, frames);
+        add(&core.stats.bytes_out, batch.len() as u64);
+        bump(&core.stats.writes);
+        batch.clear();
+        if batch.capacity() > KEEP_BUFFER {
+            batch = Vec::new();
+        }
+    }
+}
+
+async fn read_loop(core: Arc<Core>, peer: Arc<Peer>, stream: TcpStream, epoch: u64) {
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut frame = Vec::new();
+    let why = loop {
+        match frame::read(&mut reader, core.config.max_frame_bytes, &mut frame).await {
+            Ok(true) => {
+                bump(&core.stats.frames_in);
+                add(&core.stats.bytes_in, (frame.len() + frame::HEADER) as u64);
+                let result = match serde_json::from_slice::<Wire<'_>>(&frame) {
+                    Ok(wire) => core.receive(wire),
+                    Err(error) => {
+                        tracing::warn!(peer = %peer.address, %error, "dz: closing a connection: a frame is not valid");
+                        Err("a frame is not valid")
+                    }
+                };
+                if let Err(why) = result {
+                    bump(&core.stats.bad_frames);
+                    break why;
+                }
+                if frame.capacity() > KEEP_BUFFER {
+                    frame = Vec::new();
+                }
+            }
+            Ok(false) => break "closed by the peer",
+            Err(FrameError::TooLarge { len, max }) => {
+                tracing::warn!(peer = %peer.address, len, max, "dz: closing a connection: a frame is oversized");
+                bump(&core.stats.oversized_frames);
+                break "oversized frame";
+            }
+            Err(FrameError::Io(error)) => {
+                tracing::debug!(peer = %peer.address, %error, "dz: read from a peer failed");
+                break "read failed";
+            }
+        }
+    };
+    link_down(&core, &peer, epoch, 0, why);
+}

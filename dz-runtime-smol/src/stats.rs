@@ -1,0 +1,90 @@
+//! The machine's counters: what it delivered, what it dropped and why, what crossed the wire.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// A snapshot of a machine's counters, from [`Machine::stats`](crate::Machine::stats).
+        ///
+        /// Every drop and failure has its own counter, so that a test (or an operator) can tell a
+        /// dead peer from a bad frame from a message for a node that is gone.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct MachineStats {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        /// The live counters behind [`MachineStats`].
+        #[derive(Debug, Default)]
+        pub(crate) struct Counters {
+            $(pub(crate) $name: AtomicU64,)*
+        }
+
+        impl Counters {
+            pub(crate) fn snapshot(&self) -> MachineStats {
+                MachineStats { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Messages this machine's nodes sent to nodes of this machine.
+    sent_local,
+    /// Messages this machine's nodes sent to nodes of other machines (handed to a peer link).
+    sent_remote,
+    /// Messages handed to a handler.
+    delivered,
+    /// Nodes started on this machine.
+    spawned,
+    /// Nodes that ended (terminated or panicked).
+    terminated,
+    /// Nodes stopped by a panic in one of their handlers, hooks or tasks.
+    panicked,
+    /// Messages dropped because no node has their id here (never was, or has ended).
+    dropped_no_node,
+    /// Messages from the network dropped because their JSON is not one of the node's messages.
+    dropped_undecodable,
+    /// Messages dropped because they were made for another type of node.
+    dropped_wrong_type,
+    /// Messages, spawns and terminations for another machine that could not be sent: the peer is
+    /// down (or backing off after a failed connect), its backlog is full, or its connection broke
+    /// with them unwritten.
+    send_failed,
+    /// Spawns that failed: unknown node type, state that does not (de)serialise, id in use.
+    spawn_failed,
+    /// Of those, spawns asked for a node type this machine has not registered.
+    spawn_unknown_type,
+    /// Frames read from peers.
+    frames_in,
+    /// Frames written to peers.
+    frames_out,
+    /// Bytes read from peers (frame headers included).
+    bytes_in,
+    /// Bytes written to peers.
+    bytes_out,
+    /// Writes to peers (each carries one or more frames: more than one under load).
+    writes,
+    /// Connections closed because a frame was not valid (garbage, bad JSON, unexpected kind).
+    bad_frames,
+    /// Connections closed because a frame announced more than the size limit.
+    oversized_frames,
+    /// Connections accepted from peers.
+    connections_accepted,
+    /// Connections this machine opened to peers.
+    connections_dialed,
+    /// Attempts to connect to a peer that failed (refused, timed out, rejected).
+    connect_failed,
+    /// Established connections that ended (closed by the peer, broken, or closed for bad input).
+    connections_closed,
+}
+
+/// Adds one to a counter.
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Adds `n` to a counter.
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}

@@ -1,0 +1,128 @@
+//! Worker threads: each takes jobs off the store's run queue and runs node code, catching
+//! panics so that a panicking handler stops its own node only.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use dz_core::controller::{ErasedHandled, MachineController};
+use dz_core::NodeId;
+
+use crate::core::Core;
+use crate::stats::bump;
+use crate::store::{Job, Key, Mail, Trash};
+
+/// How many messages a worker handles for one node before giving others their turn.
+const BATCH: u32 = 64;
+
+/// Runs jobs until the machine closes its store.
+pub(crate) fn run(core: Arc<Core>) {
+    let ctrl: Arc<dyn MachineController> = core.clone();
+    while let Some(job) = core.store.next_job() {
+        run_job(&core, &ctrl, job);
+    }
+}
+
+/// Runs `job`, then the jobs of the same node that follow from it, up to [`BATCH`].
+fn run_job(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job) {
+    let mut next = Some(job);
+    let mut budget = BATCH;
+    while let Some(job) = next.take() {
+        budget = budget.saturating_sub(1);
+        let (job, trash) = step(core, ctrl, job, budget > 0);
+        drop(trash);
+        next = job;
+    }
+}
+
+fn step(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job, more: bool) -> (Option<Job>, Trash) {
+    match job {
+        Job::Start { key, id, mut node } => match catch_unwind(AssertUnwindSafe(|| node.started(ctrl, &id))) {
+            Ok(()) => core.store.put_back(key, node, more),
+            Err(panic) => panicked(core, key, &id, &*panic),
+        },
+        Job::Handle { key, id, mut node, letter } => {
+            let message = match letter.mail {
+                Mail::Local(m) => m,
+                Mail::Json(bytes) => match node.decode_message(&bytes) {
+                    Ok(m) => m,
+                    Err(error) => {
+                        tracing::warn!(from = %letter.from, to = %id, %error, "dz: dropped a message that does not decode");
+                        bump(&core.stats.dropped_undecodable);
+                        return core.store.put_back(key, node, more);
+                    }
+                },
+            };
+            bump(&core.stats.delivered);
+            match catch_unwind(AssertUnwindSafe(|| node.handle(ctrl, &id, message))) {
+                Ok(Ok(ErasedHandled::Done)) => core.store.put_back(key, node, more),
+                Ok(Ok(ErasedHandled::Async(message))) => {
+                    let fut = node.handle_async(Arc::clone(ctrl), id.clone(), message);
+                    let waker = core.store.node_waker(key);
+                    (Some(Job::Poll { key, id, fut, waker }), Vec::new())
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(from = %letter.from, to = %id, %error, "dz: dropped a message of the wrong type");
+                    bump(&core.stats.dropped_wrong_type);
+                    core.store.put_back(key, node, more)
+                }
+                Err(panic) => panicked(core, key, &id, &*panic),
+            }
+        }
+        Job::Poll { key, id, mut fut, waker } => {
+            let mut cx = TaskContext::from_waker(&waker);
+            match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+                Ok(Poll::Ready(node)) => {
+                    let (job, mut trash) = core.store.put_back(key, node, more);
+                    trash.push(Box::new(fut));
+                    (job, trash)
+                }
+                Ok(Poll::Pending) => (None, core.store.suspend(key, fut)),
+                Err(panic) => {
+                    let (job, mut trash) = panicked(core, key, &id, &*panic);
+                    trash.push(Box::new(fut));
+                    (job, trash)
+                }
+            }
+        }
+        Job::Stop { key, id, mut node } => {
+            let result = catch_unwind(AssertUnwindSafe(|| node.stopping(ctrl, &id)));
+            let mut trash = core.store.bury(key, result.is_err());
+            if let Err(panic) = result {
+                log_panic(&id, &*panic);
+            }
+            trash.push(Box::new(node));
+            (None, trash)
+        }
+        Job::Task { key, mut fut, waker } => {
+            let mut cx = TaskContext::from_waker(&waker);
+            let mut trash = match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+                Ok(Poll::Pending) => return (None, core.store.task_pending(key, fut)),
+                Ok(Poll::Ready(())) => core.store.task_done(key, false),
+                Err(panic) => {
+                    tracing::warn!(panic = %panic_text(&*panic), "dz: a task panicked; its node stops");
+                    core.store.task_done(key, true)
+                }
+            };
+            trash.push(Box::new(fut));
+            (None, trash)
+        }
+    }
+}
+
+fn panicked(core: &Core, key: Key, id: &NodeId, panic: &(dyn std::any::Any + Send)) -> (Option<Job>, Trash) {
+    log_panic(id, panic);
+    (None, core.store.bury(key, true))
+}
+
+fn log_panic(id: &NodeId, panic: &(dyn std::any::Any + Send)) {
+    tracing::warn!(node = %id, panic = %panic_text(panic), "dz: node panicked and stopped");
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic".to_string())
+}
