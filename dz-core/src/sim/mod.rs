@@ -49,6 +49,7 @@
 
 mod controller;
 mod driver;
+mod faults;
 mod queue;
 mod stats;
 pub mod trace;
@@ -65,6 +66,7 @@ use crate::ids::NodeId;
 use crate::node::Node;
 
 pub use driver::{Driver, DriverHandle, DriverMessage};
+pub use faults::{Direction, FaultKind, FaultRule, FaultStats, Filter, Partition};
 pub use stats::{NodeStats, SimStats};
 pub use trace::{first_divergence, Divergence, TraceEntry, TraceKind};
 
@@ -149,7 +151,7 @@ impl Simulation {
         let index = world.machines.len();
         let ctrl: Arc<dyn MachineController> =
             Arc::new(SimController { handle: handle.clone(), index, shared: Arc::clone(shared) });
-        world.add_machine(MachineSlot { handle, ctrl: Arc::clone(&ctrl), hidden });
+        world.add_machine(MachineSlot { handle, ctrl: Arc::clone(&ctrl), hidden, down: false });
         ctrl
     }
 
@@ -329,6 +331,88 @@ impl Simulation {
             .unwrap_or_else(|| "a non-string panic".to_string());
         tracing::warn!(node = %id, panic = %what, "dz sim: node panicked and stopped");
         self.shared.lock().bury(id, Ending::Panicked);
+    }
+
+    // ---- faults ----------------------------------------------------------------------------
+
+    /// Adds a fault rule, in force from now on. See [`FaultRule`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dz_core::sim::{FaultKind, FaultRule, Filter, Simulation};
+    /// let mut sim = Simulation::new(1);
+    /// sim.add_fault(FaultRule { kind: FaultKind::Drop, rate: 0.1, filter: Filter::any() });
+    /// assert_eq!(sim.faults().len(), 1);
+    /// sim.clear_faults();
+    /// assert!(sim.faults().is_empty());
+    /// ```
+    pub fn add_fault(&mut self, rule: FaultRule) {
+        self.shared.lock().faults.rules.push(rule);
+    }
+
+    /// The fault rules in force.
+    pub fn faults(&self) -> Vec<FaultRule> {
+        self.shared.lock().faults.rules.clone()
+    }
+
+    /// Removes every fault rule (partitions stay until they heal).
+    pub fn clear_faults(&mut self) {
+        self.shared.lock().faults.rules.clear();
+    }
+
+    /// Cuts `machines` off from the rest, in `direction`, for the next `duration_ms`; returns
+    /// the partition.
+    pub fn partition(&mut self, machines: &[MachineHandle], direction: Direction, duration_ms: u64) -> Partition {
+        let now = self.now_micros();
+        let partition = Partition {
+            machines: machines.iter().map(|m| m.id().clone()).collect(),
+            direction,
+            start_micros: now,
+            end_micros: now.saturating_add(duration_ms.saturating_mul(1000)),
+        };
+        self.add_partition(partition.clone());
+        partition
+    }
+
+    /// Adds a partition with its own window (which may start later).
+    pub fn add_partition(&mut self, partition: Partition) {
+        let mut world = self.shared.lock();
+        let now = world.now;
+        world.faults.prune(now);
+        world.faults.partitions.push(partition);
+    }
+
+    /// Heals every partition now.
+    pub fn heal(&mut self) {
+        self.shared.lock().faults.partitions.clear();
+    }
+
+    /// Sets the latency of messages from machine `from` to machine `to` (one direction).
+    pub fn set_link_latency(&mut self, from: &MachineHandle, to: &MachineHandle, latency: LatencyModel) {
+        self.shared.lock().faults.link_latency.insert((from.id().clone(), to.id().clone()), latency);
+    }
+
+    /// Crashes `machine`: its nodes end at once (no stopping hook), with their timers and tasks,
+    /// and messages to them are dropped. Nothing can be spawned there until [`Simulation::restart`].
+    pub fn crash(&mut self, machine: &MachineHandle) {
+        let mut world = self.shared.lock();
+        if let Some(index) = world.machine_of(machine.id()) {
+            world.crash(index);
+        }
+    }
+
+    /// Restarts a crashed `machine`, empty, under the same id.
+    pub fn restart(&mut self, machine: &MachineHandle) {
+        let mut world = self.shared.lock();
+        if let Some(index) = world.machine_of(machine.id()) {
+            world.restart(index);
+        }
+    }
+
+    /// Counters of the faults injected so far.
+    pub fn fault_stats(&self) -> FaultStats {
+        self.shared.lock().faults.stats
     }
 
     /// Reads the state of the node behind `handle`: `f` gets it, and its result is returned.

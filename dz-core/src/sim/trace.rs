@@ -18,6 +18,18 @@ pub enum TraceKind {
     Spawn,
     /// A node was terminated (or stopped by a panic).
     Terminate,
+    /// A fault rule dropped a message between machines.
+    FaultDrop,
+    /// A partition cut a message off.
+    Partitioned,
+    /// A fault rule duplicated a message.
+    FaultDuplicate,
+    /// A fault rule held a message back.
+    FaultReorder,
+    /// A machine crashed (`from` and `to` are the machine's id).
+    Crash,
+    /// A machine restarted, empty (`from` and `to` are the machine's id).
+    Restart,
 }
 
 /// One step of a simulation's trace.

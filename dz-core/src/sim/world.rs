@@ -22,6 +22,7 @@ use crate::handle::MachineHandle;
 use crate::ids::{new_id, MachineId, NodeId};
 use crate::rng::{BuildIdHasher, DetRng};
 
+use super::faults::{Faults, Verdict};
 use super::queue::{Due, EventQueue};
 use super::stats::{NodeStats, SimStats};
 use super::trace::{TraceKind, TraceRecorder};
@@ -263,6 +264,8 @@ pub(crate) struct MachineSlot {
     pub(crate) handle: MachineHandle,
     pub(crate) ctrl: Arc<dyn MachineController>,
     pub(crate) hidden: bool,
+    /// Crashed and not restarted: nothing runs there, and nothing can be spawned there.
+    pub(crate) down: bool,
 }
 
 /// Node code to run with the world unlocked.
@@ -287,6 +290,8 @@ pub(crate) struct Finished {
 pub(crate) enum Ending {
     Terminated,
     Panicked,
+    /// Its machine crashed.
+    Crashed,
 }
 
 pub(crate) struct World {
@@ -312,6 +317,7 @@ pub(crate) struct World {
     next_task: u64,
     pub(crate) trace: TraceRecorder,
     pub(crate) stats: SimStats,
+    pub(crate) faults: Faults,
     /// Values that run user code when dropped (node states, futures): dropped after unlocking.
     pub(crate) trash: Vec<Box<dyn Any + Send>>,
 }
@@ -352,6 +358,7 @@ impl World {
             tasks: HashMap::default(),
             next_task: 0,
             stats: SimStats::default(),
+            faults: Faults::new(seed),
             trash: Vec::new(),
         }
     }
@@ -458,7 +465,10 @@ impl World {
         if from == to {
             return 0;
         }
-        let l = &self.config.latency;
+        let l = self
+            .faults
+            .latency_of(self.machines[from].handle.id(), self.machines[to].handle.id())
+            .unwrap_or(self.config.latency);
         let ms = self.latency_rng.normal(l.mean_ms, l.sd_ms).max(l.min_ms);
         (ms * 1000.0).round() as u64
     }
@@ -524,9 +534,91 @@ impl World {
                 }
             }
         };
+        if machine != from_machine && self.faults.active() {
+            return self.send_through_faults(from_machine, from, to_id, machine, payload);
+        }
         let at = self.now + self.latency(from_machine, machine);
         let due = self.due_on_link(from, &to_id, at);
         self.queue.push(due, Event::Deliver { from: from.clone(), to: to_id, machine, payload });
+    }
+
+    /// A message between machines while faults are on: it may be cut off, dropped, duplicated
+    /// or held back. A held-back message or a copy is not bound by its link's order.
+    fn send_through_faults(
+        &mut self,
+        from_machine: usize,
+        from: &NodeId,
+        to: NodeId,
+        machine: usize,
+        payload: Payload,
+    ) {
+        let name = payload.name();
+        let (from_m, to_m) = (self.machines[from_machine].handle.id(), self.machines[machine].handle.id());
+        let (from_m, to_m) = (from_m.clone(), to_m.clone());
+        match self.faults.verdict(self.now, &from_m, &to_m, name) {
+            Verdict::Partitioned => {
+                self.trace.record(self.now, TraceKind::Partitioned, from, &to, name);
+                self.drop_message(from, &to, name, "partitioned");
+            }
+            Verdict::Dropped => {
+                self.trace.record(self.now, TraceKind::FaultDrop, from, &to, name);
+                self.drop_message(from, &to, name, "dropped by a fault rule");
+            }
+            Verdict::Deliver { duplicate, hold_micros } => {
+                if duplicate {
+                    self.trace.record(self.now, TraceKind::FaultDuplicate, from, &to, name);
+                    let copy = match &payload {
+                        Payload::Json { name, bytes } => Payload::Json { name, bytes: bytes.clone() },
+                        Payload::Local(_) => unreachable!("messages between machines travel as JSON"),
+                    };
+                    let at = self.now + self.latency(from_machine, machine);
+                    let due = self.due_at(at);
+                    self.queue.push(due, Event::Deliver { from: from.clone(), to: to.clone(), machine, payload: copy });
+                }
+                let at = self.now + self.latency(from_machine, machine);
+                let due = match hold_micros {
+                    Some(hold) => {
+                        self.trace.record(self.now, TraceKind::FaultReorder, from, &to, name);
+                        self.due_at(at + hold)
+                    }
+                    None => self.due_on_link(from, &to, at),
+                };
+                self.queue.push(due, Event::Deliver { from: from.clone(), to, machine, payload });
+            }
+        }
+    }
+
+    /// Crashes machine `index`: every node on it ends at once (no stopping hook), with its
+    /// timers and tasks; messages to it are dropped until it restarts, empty.
+    pub(crate) fn crash(&mut self, index: usize) {
+        if self.machines[index].down {
+            return;
+        }
+        self.machines[index].down = true;
+        self.faults.stats.crashes += 1;
+        let machine_id = NodeId::from(self.machines[index].handle.id().as_str());
+        self.trace.record(self.now, TraceKind::Crash, &machine_id, &machine_id, "crash");
+        let doomed: Vec<NodeId> = self
+            .nodes
+            .slots
+            .iter()
+            .filter(|slot| slot.machine == index && !matches!(slot.state, NodeState::Dead))
+            .map(|slot| slot.id.clone())
+            .collect();
+        for id in doomed {
+            self.bury(&id, Ending::Crashed);
+        }
+    }
+
+    /// Brings a crashed machine back, with no nodes on it.
+    pub(crate) fn restart(&mut self, index: usize) {
+        if !self.machines[index].down {
+            return;
+        }
+        self.machines[index].down = false;
+        self.faults.stats.restarts += 1;
+        let machine_id = NodeId::from(self.machines[index].handle.id().as_str());
+        self.trace.record(self.now, TraceKind::Restart, &machine_id, &machine_id, "restart");
     }
 
     pub(crate) fn spawn(
@@ -537,9 +629,9 @@ impl World {
         on: &MachineHandle,
         node: Box<dyn ErasedNode>,
     ) {
-        let Some(machine) = self.machine_of(on.id()) else {
+        let Some(machine) = self.machine_of(on.id()).filter(|&m| !self.machines[m].down) else {
             self.stats.spawn_failed += 1;
-            tracing::error!(%from, %id, machine = %on.id(), "dz sim: spawn on an unknown machine");
+            tracing::error!(%from, %id, machine = %on.id(), "dz sim: spawn on an unknown or crashed machine");
             self.trash.push(Box::new(node));
             return;
         };
@@ -782,6 +874,13 @@ impl World {
     }
 
     fn start_node(&mut self, from: NodeId, id: NodeId, machine: usize, node: SpawnPayload) -> Option<Work> {
+        if self.machines[machine].down {
+            self.stats.spawn_failed += 1;
+            if let SpawnPayload::Local(node) = node {
+                self.trash.push(Box::new(node));
+            }
+            return None;
+        }
         if self.nodes.contains_key(&id) {
             self.stats.spawn_failed += 1;
             tracing::error!(%from, %id, "dz sim: spawn under an id already in use");
