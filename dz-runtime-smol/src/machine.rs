@@ -12,6 +12,9 @@ use crate::builder::MachineBuilder;
 use crate::core::Core;
 use crate::stats::MachineStats;
 
+/// How long a shutdown waits for frames queued for peers to be written.
+const FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The threads of a machine.
 pub(crate) struct Threads {
     pub(crate) io: Option<JoinHandle<()>>,
@@ -161,14 +164,33 @@ impl Machine {
         self.stopper.clone()
     }
 
-    /// Blocks until a [`Stopper`] asks the machine to stop, then shuts it down.
-    pub fn run(self) {
+    /// Blocks until the process gets SIGINT (Ctrl-C) or SIGTERM, or a [`Stopper`] asks the
+    /// machine to stop; then shuts it down cleanly (see [`Machine::shutdown`]) and returns its
+    /// final counters.
+    ///
+    /// While it runs, those two signals no longer end the process at once: they stop the machine.
+    /// If the signals cannot be listened for, the failure is logged and only a `Stopper` stops it.
+    pub fn run(mut self) -> MachineStats {
+        match async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term]) {
+            Ok(mut signals) => {
+                let stopper = self.stopper.clone();
+                self.core.spawn_io(async move {
+                    if let Some(signal) = futures_lite::StreamExt::next(&mut signals).await {
+                        tracing::info!(?signal, "dz: signal received; the machine stops");
+                        stopper.stop();
+                    }
+                });
+            }
+            Err(error) => tracing::warn!(%error, "dz: cannot listen for signals; only a Stopper stops this machine"),
+        }
         self.stopper.wait();
-        self.shutdown();
+        self.stop();
+        self.stats()
     }
 
-    /// Shuts the machine down: its workers stop, the `stopping` hooks of its idle nodes run, its
-    /// connections and listener close, and its threads are joined.
+    /// Shuts the machine down: its workers stop, the `stopping` hooks of its idle nodes run, what
+    /// they and others sent to peers is written (waiting up to a second), its connections and
+    /// listener close, and its threads are joined.
     pub fn shutdown(mut self) {
         self.stop();
     }
@@ -188,6 +210,11 @@ impl Machine {
             if catch_unwind(AssertUnwindSafe(|| node.stopping(&ctrl, &id))).is_err() {
                 tracing::warn!(node = %id, "dz: a stopping hook panicked");
             }
+        }
+        // What the hooks sent to peers goes out before the connections close (bounded wait).
+        let deadline = std::time::Instant::now() + FLUSH_LIMIT;
+        while !self.core.peers.flushed() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         drop(self.threads.stop_io.take());
         if let Some(io) = self.threads.io.take() {

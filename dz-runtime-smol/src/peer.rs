@@ -62,6 +62,8 @@ struct Link {
     machine: Option<MachineId>,
     /// The connection (up or being dialed) is one this machine dialed.
     mine: bool,
+    /// The writer has a batch out of `out`, being written.
+    writing: bool,
 }
 
 /// One peer machine.
@@ -101,6 +103,7 @@ impl Peers {
                 retry_at: None,
                 machine: None,
                 mine: false,
+                writing: false,
             }),
         });
         map.insert(address.to_string(), Arc::clone(&peer));
@@ -121,6 +124,16 @@ impl Peers {
             .collect();
         handles.sort();
         handles
+    }
+
+    /// Whether nothing is queued or being written for any connected peer.
+    pub(crate) fn flushed(&self) -> bool {
+        let peers: Vec<Arc<Peer>> =
+            self.map.lock().unwrap_or_else(PoisonError::into_inner).values().map(Arc::clone).collect();
+        peers.iter().all(|peer| {
+            let link = peer.lock();
+            link.conn != Conn::Up || (link.out.is_empty() && !link.writing)
+        })
     }
 
     /// Forgets every peer (at shutdown).
@@ -399,6 +412,7 @@ async fn write_loop(
                 return;
             }
             std::mem::swap(&mut link.out, &mut batch);
+            link.writing = !batch.is_empty();
             std::mem::take(&mut link.out_frames)
         };
         if batch.is_empty() {
