@@ -142,9 +142,15 @@ pub trait AnyMessage: Send + 'static {
     fn to_json(&self) -> Result<Vec<u8>, serde_json::Error>;
     /// The message as `Any`, to be downcast to its node's message type.
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+    /// The message as `&Any`, to check its type.
+    fn as_any(&self) -> &dyn Any;
 }
 
 impl<M: Message> AnyMessage for M {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
     fn name(&self) -> &'static str {
         Message::name(self)
     }
@@ -279,12 +285,61 @@ pub trait ErasedNode: Send + 'static {
     fn as_any(&self) -> &dyn Any;
 }
 
+/// The node's own message type, moved out of its box; a message of another type is taken
+/// through JSON (a [`JsonMessage`] forwarded by the reliable layer, say), and is an error only if
+/// that does not decode as the node's message type.
 fn downcast_message<N: Node>(message: Box<dyn AnyMessage>) -> Result<Box<N::Message>, DeliveryError> {
+    if message.as_any().is::<N::Message>() {
+        let name = message.name();
+        return message
+            .into_any()
+            .downcast::<N::Message>()
+            .map_err(|_| DeliveryError::WrongMessageType { message: name, node_type: N::TYPE_NAME });
+    }
     let name = message.name();
-    message
-        .into_any()
-        .downcast::<N::Message>()
-        .map_err(|_| DeliveryError::WrongMessageType { message: name, node_type: N::TYPE_NAME })
+    let json =
+        message.to_json().map_err(|_| DeliveryError::WrongMessageType { message: name, node_type: N::TYPE_NAME })?;
+    serde_json::from_slice::<N::Message>(&json)
+        .map(Box::new)
+        .map_err(|source| DeliveryError::Decode { node_type: N::TYPE_NAME, source })
+}
+
+/// A message as JSON, for a node whose type the sender does not know: its receiver decodes it
+/// as its own message type (and drops it, counted, if it does not decode).
+#[derive(Clone, PartialEq, Eq)]
+pub struct JsonMessage {
+    json: Vec<u8>,
+}
+
+impl JsonMessage {
+    /// Wraps `json`, which should be one of the receiver's messages.
+    pub fn new(json: Vec<u8>) -> Self {
+        JsonMessage { json }
+    }
+}
+
+impl fmt::Debug for JsonMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JsonMessage({})", String::from_utf8_lossy(&self.json))
+    }
+}
+
+impl AnyMessage for JsonMessage {
+    fn name(&self) -> &'static str {
+        "dz::JsonMessage"
+    }
+
+    fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        Ok(self.json.clone())
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 fn dispatch<N: Node>(node: &mut N, mut ctx: Context<'_, N>, message: N::Message) -> ErasedHandled {

@@ -82,6 +82,7 @@ pub mod error;
 pub mod handle;
 pub mod ids;
 pub mod node;
+pub mod reliable;
 pub mod rng;
 pub mod sim;
 

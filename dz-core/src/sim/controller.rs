@@ -68,6 +68,10 @@ impl MachineController for SimController {
         self.shared.lock().cancel_timer(node, token.0)
     }
 
+    fn buggify(&self, _node: &NodeId) -> bool {
+        self.shared.lock().buggify()
+    }
+
     fn create_task(&self, node: &NodeId, task: TaskFuture) {
         let mut world = self.shared.lock();
         if let Some(task) = world.create_task(node, TaskFut::Plain(task), &self.shared.wakes) {

@@ -52,6 +52,7 @@ mod driver;
 mod faults;
 mod queue;
 mod stats;
+pub mod sweep;
 pub mod trace;
 mod world;
 
@@ -68,6 +69,7 @@ use crate::node::Node;
 pub use driver::{Driver, DriverHandle, DriverMessage};
 pub use faults::{Direction, FaultKind, FaultRule, FaultStats, Filter, Partition};
 pub use stats::{NodeStats, SimStats};
+pub use sweep::{Failure, Swarm, Sweep, SweepReport, Trial};
 pub use trace::{first_divergence, Divergence, TraceEntry, TraceKind};
 
 use controller::SimController;
@@ -99,6 +101,10 @@ pub struct SimConfig {
     pub latency: LatencyModel,
     /// Keep every trace entry (for [`Simulation::trace`]); the hash is kept either way.
     pub record_trace: bool,
+    /// Fault rules in force from the start (more can be added with [`Simulation::add_fault`]).
+    pub faults: Vec<FaultRule>,
+    /// How often `ctx.buggify()` says yes, from 0 (never, the default) to 1.
+    pub buggify_rate: f64,
 }
 
 /// A deterministic simulation of machines and their nodes. See the [module docs](self).
@@ -131,7 +137,9 @@ impl Simulation {
 
     /// A simulation with `config`.
     pub fn with_config(seed: u64, config: SimConfig) -> Self {
-        let shared = Arc::new(Shared { world: Mutex::new(World::new(seed, config)), wakes: Arc::default() });
+        let mut world = World::new(seed, config);
+        world.faults.rules = world.config.faults.clone();
+        let shared = Arc::new(Shared { world: Mutex::new(world), wakes: Arc::default() });
         let driver_ctrl = Self::new_machine(&shared, true);
         let ctrls = vec![Arc::clone(&driver_ctrl)];
         let driver = {
@@ -324,11 +332,7 @@ impl Simulation {
     }
 
     fn node_panicked(&self, id: &NodeId, panic: &(dyn std::any::Any + Send)) {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string panic".to_string());
+        let what = sweep::panic_message(panic);
         tracing::warn!(node = %id, panic = %what, "dz sim: node panicked and stopped");
         self.shared.lock().bury(id, Ending::Panicked);
     }
@@ -399,6 +403,16 @@ impl Simulation {
         let mut world = self.shared.lock();
         if let Some(index) = world.machine_of(machine.id()) {
             world.crash(index);
+        }
+    }
+
+    /// Crashes `machine` at virtual time `at_ms` (or now, if that has passed), and restarts it
+    /// `down_ms` later if given.
+    pub fn schedule_crash(&mut self, machine: &MachineHandle, at_ms: u64, down_ms: Option<u64>) {
+        let mut world = self.shared.lock();
+        if let Some(index) = world.machine_of(machine.id()) {
+            let at = at_ms.saturating_mul(1000);
+            world.schedule_crash(index, at, down_ms.map(|ms| at.saturating_add(ms.saturating_mul(1000))));
         }
     }
 

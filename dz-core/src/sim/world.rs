@@ -110,6 +110,8 @@ pub(crate) enum Event {
     Spawn { from: NodeId, id: NodeId, machine: usize, node: SpawnPayload },
     Terminate { from: NodeId, target: NodeId },
     Timer { token: u64 },
+    Crash { machine: usize },
+    Restart { machine: usize },
     Once { token: u64, message: Box<dyn AnyMessage> },
     WakeAt(Waker),
     Poll { task: u64 },
@@ -303,6 +305,7 @@ pub(crate) struct World {
     latency_rng: DetRng,
     ids_rng: DetRng,
     misc_rng: DetRng,
+    buggify_rng: DetRng,
     /// Seeds the keys of events within a machine (see `due_on_link`).
     link_salt: u64,
     pub(crate) machines: Vec<MachineSlot>,
@@ -350,6 +353,7 @@ impl World {
             ids_rng: DetRng::stream(seed, "ids"),
             misc_rng: DetRng::stream(seed, "misc"),
             link_salt: DetRng::stream(seed, "links").next_u64(),
+            buggify_rng: DetRng::stream(seed, "buggify"),
             machines: Vec::new(),
             machine_index: HashMap::default(),
             nodes: NodeTable::new(),
@@ -610,6 +614,21 @@ impl World {
         }
     }
 
+    /// Crashes machine `index` at `at` micros, and restarts it at `restart_at` if given.
+    pub(crate) fn schedule_crash(&mut self, index: usize, at: u64, restart_at: Option<u64>) {
+        let due = self.due_at(at.max(self.now));
+        self.queue.push(due, Event::Crash { machine: index });
+        if let Some(restart_at) = restart_at {
+            let due = self.due_at(restart_at.max(at).max(self.now));
+            self.queue.push(due, Event::Restart { machine: index });
+        }
+    }
+
+    /// Whether `ctx.buggify()` says yes this time.
+    pub(crate) fn buggify(&mut self) -> bool {
+        self.config.buggify_rate > 0.0 && self.buggify_rng.chance(self.config.buggify_rate)
+    }
+
     /// Brings a crashed machine back, with no nodes on it.
     pub(crate) fn restart(&mut self, index: usize) {
         if !self.machines[index].down {
@@ -772,6 +791,14 @@ impl World {
         match event {
             Event::Deliver { from, to, machine, payload } => self.deliver(Some(from), to, Some(machine), payload),
             Event::Timer { token } => self.fire_timer(token, None),
+            Event::Crash { machine } => {
+                self.crash(machine);
+                None
+            }
+            Event::Restart { machine } => {
+                self.restart(machine);
+                None
+            }
             Event::Once { token, message } => self.fire_timer(token, Some(message)),
             Event::Spawn { from, id, machine, node } => self.start_node(from, id, machine, node),
             Event::Terminate { from, target } => self.stop_node(from, target),
