@@ -138,7 +138,7 @@ fn coordinate(seconds: u64) -> i32 {
     }
 
     let config =
-        TreeConfig { leaves_per_interior: LEAVES_PER_MACHINE, run_ms: seconds * 1000, tick_ms: 100, flush_ms: 500 };
+        TreeConfig { leaves_per_interior: LEAVES_PER_MACHINE, run_ms: seconds * 1000, ..TreeConfig::default() };
     let started = Instant::now();
     let root = here.spawn(Root::new(machines.clone(), config));
     let limit = Duration::from_secs(seconds + 15);

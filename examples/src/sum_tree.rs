@@ -9,6 +9,7 @@
 //! simulation of the tree ends by itself.
 
 use dz_core::prelude::*;
+use dz_core::reliable::{Reliable, ReliableConfig};
 use dz_core::sim::Simulation;
 use serde::{Deserialize, Serialize};
 
@@ -23,12 +24,16 @@ pub struct TreeConfig {
     pub tick_ms: u64,
     /// An interior node's report period, in milliseconds.
     pub flush_ms: u64,
+    /// Interior nodes report to the root over a reliable link ([`dz_core::reliable`]), so that
+    /// the totals agree over a lossy network.
+    pub reliable: bool,
 }
 
 impl Default for TreeConfig {
-    /// 100 leaves per interior node, ticking every 100 ms for 300 s; reports every 500 ms.
+    /// 100 leaves per interior node, ticking every 100 ms for 300 s; reports every 500 ms, sent
+    /// directly.
     fn default() -> Self {
-        TreeConfig { leaves_per_interior: 100, run_ms: 300_000, tick_ms: 100, flush_ms: 500 }
+        TreeConfig { leaves_per_interior: 100, run_ms: 300_000, tick_ms: 100, flush_ms: 500, reliable: false }
     }
 }
 
@@ -111,6 +116,7 @@ impl Root {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Interior {
     root: Handle<Root>,
+    link: Option<Reliable<Root>>,
     config: TreeConfig,
     leaves: Vec<Handle<Leaf>>,
     flush_timer: Option<TimerToken>,
@@ -124,7 +130,24 @@ pub struct Interior {
 
 impl Interior {
     fn new(root: Handle<Root>, config: TreeConfig) -> Self {
-        Interior { root, config, leaves: Vec::new(), flush_timer: None, pending: 0, leaves_done: 0, leaves_sent: 0 }
+        Interior {
+            root,
+            link: None,
+            config,
+            leaves: Vec::new(),
+            flush_timer: None,
+            pending: 0,
+            leaves_done: 0,
+            leaves_sent: 0,
+        }
+    }
+
+    /// Sends `msg` to the root, over the reliable link if there is one.
+    fn to_root(&self, ctx: &mut Context<'_, Self>, msg: RootMessage) {
+        match &self.link {
+            Some(link) => link.send(ctx, msg),
+            None => ctx.send(&self.root, msg),
+        }
     }
 
     /// This node's leaves.
@@ -138,6 +161,9 @@ impl Interior {
     /// Spawns the leaves on this machine and starts reporting.
     #[started]
     fn begin(&mut self, ctx: &mut Context<Self>) {
+        if self.config.reliable {
+            self.link = Some(Reliable::connect(ctx, &self.root, ReliableConfig::default()));
+        }
         let here = ctx.machine().clone();
         for _ in 0..self.config.leaves_per_interior {
             let id = ctx.reserve_id::<Leaf>();
@@ -159,7 +185,7 @@ impl Interior {
     #[handler]
     fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.pending > 0 {
-            self.root.report(ctx, self.pending);
+            self.to_root(ctx, RootMessage::Report { amount: self.pending });
             self.pending = 0;
         }
     }
@@ -174,7 +200,7 @@ impl Interior {
             if let Some(timer) = self.flush_timer.take() {
                 ctx.cancel_timer(timer);
             }
-            self.root.interior_done(ctx, self.leaves_sent);
+            self.to_root(ctx, RootMessage::InteriorDone { sent: self.leaves_sent });
         }
     }
 }
@@ -243,7 +269,17 @@ pub struct TreeOutcome {
 pub fn simulate(seed: u64, machines: usize, config: TreeConfig) -> TreeOutcome {
     let mut sim = Simulation::new(seed);
     let all: Vec<MachineHandle> = (0..machines).map(|_| sim.add_machine()).collect();
-    let root = sim.spawn(Root::new(all.clone(), config), &all[0]);
+    run(&mut sim, &all, config)
+}
+
+/// Runs the tree on the machines `all` of `sim` (the root on the first) until it is done.
+///
+/// # Panics
+///
+/// If the tree does not finish, or `all` is empty.
+pub fn run(sim: &mut Simulation, all: &[MachineHandle], config: TreeConfig) -> TreeOutcome {
+    let seed = sim.seed();
+    let root = sim.spawn(Root::new(all.to_vec(), config), &all[0]);
     sim.run_until_idle();
     let (total, expected, interiors) =
         sim.inspect(&root, |r| (r.total, r.expected, r.interiors.clone())).expect("the root is alive");
