@@ -50,9 +50,11 @@
 mod controller;
 mod driver;
 mod faults;
+mod network;
 mod queue;
 mod stats;
 pub mod sweep;
+mod tables;
 pub mod trace;
 mod world;
 

@@ -9,22 +9,22 @@
 //! order cannot leak into a run; everything iterated is a `Vec` or a `BTreeMap`.
 
 use std::any::Any;
-use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
 
 use crate::controller::{
-    AnyMessage, ErasedNode, ErasedNodeFuture, MachineController, MessageMaker, NodeFactory, TaskFuture, TimerMessage,
+    AnyMessage, ErasedNode, ErasedNodeFuture, MachineController, NodeFactory, TaskFuture, TimerMessage,
 };
 use crate::handle::MachineHandle;
 use crate::ids::{new_id, MachineId, NodeId};
 use crate::rng::{BuildIdHasher, DetRng};
 
-use super::faults::{Faults, Verdict};
+use super::faults::Faults;
 use super::queue::{Due, EventQueue};
 use super::stats::{NodeStats, SimStats};
+use super::tables::{NodeSlot, NodeState, NodeTable, TaskSlot, TimerSlot, TimerTable};
 use super::trace::{TraceKind, TraceRecorder};
 use super::SimConfig;
 
@@ -91,7 +91,7 @@ pub(crate) enum Payload {
 }
 
 impl Payload {
-    fn name(&self) -> &'static str {
+    pub(super) fn name(&self) -> &'static str {
         match self {
             Payload::Local(m) => m.name(),
             Payload::Json { name, .. } => name,
@@ -123,143 +123,6 @@ pub(crate) enum TaskFut {
     Handler(ErasedNodeFuture),
     /// A task made with `create_task`.
     Plain(TaskFuture),
-}
-
-struct TaskSlot {
-    node: NodeId,
-    /// `None` while the task is being polled.
-    fut: Option<TaskFut>,
-    waker: Waker,
-}
-
-struct TimerSlot {
-    /// The node's slot in the node table.
-    node: usize,
-    /// A periodic timer's period and message maker; `None` for a one-shot timer, whose message
-    /// travels in its event (the slot then only says that it is still set).
-    every: Option<(u64, MessageMaker)>,
-}
-
-enum NodeState {
-    /// Waiting for a message.
-    Idle(Box<dyn ErasedNode>),
-    /// Taken out to run a hook or a synchronous handler.
-    Busy,
-    /// In an `async` handler: the node lives inside that task's future.
-    Suspended(u64),
-    /// Terminated; the slot stays for its counters.
-    Dead,
-}
-
-struct NodeSlot {
-    id: NodeId,
-    machine: usize,
-    state: NodeState,
-    rng: DetRng,
-    mailbox: VecDeque<(NodeId, Payload)>,
-    tasks: Vec<u64>,
-    stats: NodeStats,
-    stop_requested: bool,
-}
-
-/// The nodes, in a slab in the order they started (a dead node's slot stays, for its counters),
-/// with an index by id and a one-entry cache: a handler's calls through its context all name
-/// the same node, so most look-ups are of the last id looked up, and cost one comparison.
-struct NodeTable {
-    slots: Vec<NodeSlot>,
-    index: HashMap<NodeId, usize, BuildIdHasher>,
-    last: Cell<usize>,
-}
-
-impl NodeTable {
-    fn new() -> Self {
-        NodeTable { slots: Vec::new(), index: HashMap::default(), last: Cell::new(0) }
-    }
-
-    fn find(&self, id: &NodeId) -> Option<usize> {
-        let last = self.last.get();
-        if self.slots.get(last).is_some_and(|slot| slot.id == *id) {
-            return Some(last);
-        }
-        let i = self.index.get(id).copied()?;
-        self.last.set(i);
-        Some(i)
-    }
-
-    fn get(&self, id: &NodeId) -> Option<&NodeSlot> {
-        self.find(id).map(|i| &self.slots[i])
-    }
-
-    fn get_mut(&mut self, id: &NodeId) -> Option<&mut NodeSlot> {
-        self.find(id).map(|i| &mut self.slots[i])
-    }
-
-    fn contains_key(&self, id: &NodeId) -> bool {
-        self.find(id).is_some()
-    }
-
-    fn insert(&mut self, slot: NodeSlot) {
-        self.index.insert(slot.id.clone(), self.slots.len());
-        self.slots.push(slot);
-    }
-
-    fn drain(&mut self) -> impl Iterator<Item = NodeSlot> + '_ {
-        self.index.clear();
-        self.last.set(0);
-        self.slots.drain(..)
-    }
-}
-
-/// Timers in a slab; a token is the slot's index and a generation, so that a cancelled timer's
-/// token never names a later timer in the same slot.
-struct TimerTable {
-    slots: Vec<(u32, Option<TimerSlot>)>,
-    free: Vec<u32>,
-}
-
-impl TimerTable {
-    fn new() -> Self {
-        TimerTable { slots: Vec::new(), free: Vec::new() }
-    }
-
-    fn insert(&mut self, timer: TimerSlot) -> u64 {
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push((0, None));
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let (generation, slot) = &mut self.slots[index as usize];
-        *generation = generation.wrapping_add(1);
-        *slot = Some(timer);
-        (u64::from(*generation) << 32) | u64::from(index)
-    }
-
-    fn locate(&self, token: u64) -> Option<usize> {
-        let index = (token & 0xffff_ffff) as usize;
-        let (generation, slot) = self.slots.get(index)?;
-        (u64::from(*generation) == token >> 32 && slot.is_some()).then_some(index)
-    }
-
-    fn get(&self, token: u64) -> Option<&TimerSlot> {
-        self.locate(token).and_then(|i| self.slots[i].1.as_ref())
-    }
-
-    fn get_mut(&mut self, token: u64) -> Option<&mut TimerSlot> {
-        self.locate(token).and_then(|i| self.slots[i].1.as_mut())
-    }
-
-    fn remove(&mut self, token: u64) -> Option<TimerSlot> {
-        let i = self.locate(token)?;
-        self.free.push(i as u32);
-        self.slots[i].1.take()
-    }
-
-    fn drain(&mut self) -> impl Iterator<Item = TimerSlot> + '_ {
-        self.free.clear();
-        self.slots.drain(..).filter_map(|(_, t)| t)
-    }
 }
 
 pub(crate) struct MachineSlot {
@@ -300,24 +163,24 @@ pub(crate) struct World {
     pub(crate) seed: u64,
     pub(crate) now: u64,
     pub(crate) config: SimConfig,
-    queue: EventQueue<Event>,
-    sched_rng: DetRng,
-    latency_rng: DetRng,
-    ids_rng: DetRng,
-    misc_rng: DetRng,
-    buggify_rng: DetRng,
+    pub(super) queue: EventQueue<Event>,
+    pub(super) sched_rng: DetRng,
+    pub(super) latency_rng: DetRng,
+    pub(super) ids_rng: DetRng,
+    pub(super) misc_rng: DetRng,
+    pub(super) buggify_rng: DetRng,
     /// Seeds the keys of events within a machine (see `due_on_link`).
-    link_salt: u64,
+    pub(super) link_salt: u64,
     pub(crate) machines: Vec<MachineSlot>,
-    machine_index: HashMap<MachineId, usize, BuildIdHasher>,
-    nodes: NodeTable,
+    pub(super) machine_index: HashMap<MachineId, usize, BuildIdHasher>,
+    pub(super) nodes: NodeTable,
     /// The last due of each link, keyed by the two ids' stable hashes (no clones on the hot path;
     /// two links whose hash pairs collide would only be ordered as one link, a harmless extra
     /// constraint that 128 bits make all but impossible).
-    links: HashMap<(u64, u64), Due, BuildIdHasher>,
-    timers: TimerTable,
-    tasks: HashMap<u64, TaskSlot, BuildIdHasher>,
-    next_task: u64,
+    pub(super) links: HashMap<(u64, u64), Due, BuildIdHasher>,
+    pub(super) timers: TimerTable,
+    pub(super) tasks: HashMap<u64, TaskSlot, BuildIdHasher>,
+    pub(super) next_task: u64,
     pub(crate) trace: TraceRecorder,
     pub(crate) stats: SimStats,
     pub(crate) faults: Faults,
@@ -394,7 +257,7 @@ impl World {
         self.nodes.insert(slot);
     }
 
-    fn new_slot(&self, id: &NodeId, machine: usize, state: NodeState) -> NodeSlot {
+    pub(super) fn new_slot(&self, id: &NodeId, machine: usize, state: NodeState) -> NodeSlot {
         NodeSlot {
             id: id.clone(),
             machine,
@@ -440,7 +303,7 @@ impl World {
     // ---- scheduling ---------------------------------------------------------------------
 
     /// An event due at `micros`, among others due then in an order drawn from the seed.
-    fn due_at(&mut self, micros: u64) -> Due {
+    pub(super) fn due_at(&mut self, micros: u64) -> Due {
         Due { micros, key: self.sched_rng.next_u64() }
     }
 
@@ -451,7 +314,7 @@ impl World {
     /// every event of one link at one instant has the same key and keeps its insertion order,
     /// with no bookkeeping; between machines, latency can reorder, so the last due of each link is
     /// kept and a later send never comes before it.
-    fn due_on_link(&mut self, from: &NodeId, to: &NodeId, micros: u64) -> Due {
+    pub(super) fn due_on_link(&mut self, from: &NodeId, to: &NodeId, micros: u64) -> Due {
         if micros == self.now {
             let link = from.stable_hash().rotate_left(17) ^ to.stable_hash();
             return Due { micros, key: crate::rng::mix(self.link_salt ^ link ^ micros.wrapping_mul(0x9e37_79b9)) };
@@ -465,7 +328,7 @@ impl World {
     }
 
     /// The network's delay from machine `from` to machine `to`: none within a machine.
-    fn latency(&mut self, from: usize, to: usize) -> u64 {
+    pub(super) fn latency(&mut self, from: usize, to: usize) -> u64 {
         if from == to {
             return 0;
         }
@@ -487,205 +350,6 @@ impl World {
             let due = self.due_at(self.now);
             self.queue.push(due, Event::Poll { task });
         }
-    }
-
-    // ---- what the controller does --------------------------------------------------------
-
-    fn count_sent(&mut self, from: &NodeId) {
-        if let Some(slot) = self.nodes.get_mut(from) {
-            slot.stats.sent += 1;
-        }
-    }
-
-    /// Counts and traces a message that will never reach a handler.
-    fn drop_message(&mut self, from: &NodeId, to: &NodeId, name: &'static str, why: &str) {
-        self.stats.dropped += 1;
-        if let Some(slot) = self.nodes.get_mut(from) {
-            slot.stats.dropped += 1;
-        }
-        self.trace.record(self.now, TraceKind::Drop, from, to, name);
-        tracing::debug!(%from, %to, message = name, why, "dz sim: message dropped");
-    }
-
-    pub(crate) fn send(
-        &mut self,
-        from_machine: usize,
-        from: &NodeId,
-        to: &crate::RawHandle,
-        message: Box<dyn AnyMessage>,
-    ) {
-        self.count_sent(from);
-        let to_id = to.id().clone();
-        // Most sends stay on their machine: check that before the map.
-        let here = self.machines[from_machine].handle.id() == to.machine_id();
-        let Some(machine) = (if here { Some(from_machine) } else { self.machine_of(to.machine_id()) }) else {
-            self.drop_message(from, &to_id, message.name(), "unknown machine");
-            return;
-        };
-        let payload = if machine == from_machine {
-            Payload::Local(message)
-        } else {
-            match message.to_json() {
-                Ok(bytes) => {
-                    self.stats.cross_machine += 1;
-                    self.stats.bytes_sent += bytes.len() as u64;
-                    Payload::Json { name: message.name(), bytes }
-                }
-                Err(e) => {
-                    tracing::error!(%from, to = %to_id, message = message.name(), error = %e, "dz sim: message does not serialise");
-                    self.drop_message(from, &to_id, message.name(), "does not serialise");
-                    return;
-                }
-            }
-        };
-        if machine != from_machine && self.faults.active() {
-            return self.send_through_faults(from_machine, from, to_id, machine, payload);
-        }
-        let at = self.now + self.latency(from_machine, machine);
-        let due = self.due_on_link(from, &to_id, at);
-        self.queue.push(due, Event::Deliver { from: from.clone(), to: to_id, machine, payload });
-    }
-
-    /// A message between machines while faults are on: it may be cut off, dropped, duplicated
-    /// or held back. A held-back message or a copy is not bound by its link's order.
-    fn send_through_faults(
-        &mut self,
-        from_machine: usize,
-        from: &NodeId,
-        to: NodeId,
-        machine: usize,
-        payload: Payload,
-    ) {
-        let name = payload.name();
-        let (from_m, to_m) = (self.machines[from_machine].handle.id(), self.machines[machine].handle.id());
-        let (from_m, to_m) = (from_m.clone(), to_m.clone());
-        match self.faults.verdict(self.now, &from_m, &to_m, name) {
-            Verdict::Partitioned => {
-                self.trace.record(self.now, TraceKind::Partitioned, from, &to, name);
-                self.drop_message(from, &to, name, "partitioned");
-            }
-            Verdict::Dropped => {
-                self.trace.record(self.now, TraceKind::FaultDrop, from, &to, name);
-                self.drop_message(from, &to, name, "dropped by a fault rule");
-            }
-            Verdict::Deliver { duplicate, hold_micros } => {
-                if duplicate {
-                    self.trace.record(self.now, TraceKind::FaultDuplicate, from, &to, name);
-                    let copy = match &payload {
-                        Payload::Json { name, bytes } => Payload::Json { name, bytes: bytes.clone() },
-                        Payload::Local(_) => unreachable!("messages between machines travel as JSON"),
-                    };
-                    let at = self.now + self.latency(from_machine, machine);
-                    let due = self.due_at(at);
-                    self.queue.push(due, Event::Deliver { from: from.clone(), to: to.clone(), machine, payload: copy });
-                }
-                let at = self.now + self.latency(from_machine, machine);
-                let due = match hold_micros {
-                    Some(hold) => {
-                        self.trace.record(self.now, TraceKind::FaultReorder, from, &to, name);
-                        self.due_at(at + hold)
-                    }
-                    None => self.due_on_link(from, &to, at),
-                };
-                self.queue.push(due, Event::Deliver { from: from.clone(), to, machine, payload });
-            }
-        }
-    }
-
-    /// Crashes machine `index`: every node on it ends at once (no stopping hook), with its
-    /// timers and tasks; messages to it are dropped until it restarts, empty.
-    pub(crate) fn crash(&mut self, index: usize) {
-        if self.machines[index].down {
-            return;
-        }
-        self.machines[index].down = true;
-        self.faults.stats.crashes += 1;
-        let machine_id = NodeId::from(self.machines[index].handle.id().as_str());
-        self.trace.record(self.now, TraceKind::Crash, &machine_id, &machine_id, "crash");
-        let doomed: Vec<NodeId> = self
-            .nodes
-            .slots
-            .iter()
-            .filter(|slot| slot.machine == index && !matches!(slot.state, NodeState::Dead))
-            .map(|slot| slot.id.clone())
-            .collect();
-        for id in doomed {
-            self.bury(&id, Ending::Crashed);
-        }
-    }
-
-    /// Crashes machine `index` at `at` micros, and restarts it at `restart_at` if given.
-    pub(crate) fn schedule_crash(&mut self, index: usize, at: u64, restart_at: Option<u64>) {
-        let due = self.due_at(at.max(self.now));
-        self.queue.push(due, Event::Crash { machine: index });
-        if let Some(restart_at) = restart_at {
-            let due = self.due_at(restart_at.max(at).max(self.now));
-            self.queue.push(due, Event::Restart { machine: index });
-        }
-    }
-
-    /// Whether `ctx.buggify()` says yes this time.
-    pub(crate) fn buggify(&mut self) -> bool {
-        self.config.buggify_rate > 0.0 && self.buggify_rng.chance(self.config.buggify_rate)
-    }
-
-    /// Brings a crashed machine back, with no nodes on it.
-    pub(crate) fn restart(&mut self, index: usize) {
-        if !self.machines[index].down {
-            return;
-        }
-        self.machines[index].down = false;
-        self.faults.stats.restarts += 1;
-        let machine_id = NodeId::from(self.machines[index].handle.id().as_str());
-        self.trace.record(self.now, TraceKind::Restart, &machine_id, &machine_id, "restart");
-    }
-
-    pub(crate) fn spawn(
-        &mut self,
-        from_machine: usize,
-        from: NodeId,
-        id: NodeId,
-        on: &MachineHandle,
-        node: Box<dyn ErasedNode>,
-    ) {
-        let Some(machine) = self.machine_of(on.id()).filter(|&m| !self.machines[m].down) else {
-            self.stats.spawn_failed += 1;
-            tracing::error!(%from, %id, machine = %on.id(), "dz sim: spawn on an unknown or crashed machine");
-            self.trash.push(Box::new(node));
-            return;
-        };
-        let node = if machine == from_machine {
-            SpawnPayload::Local(node)
-        } else {
-            match node.to_json() {
-                Ok(bytes) => {
-                    self.stats.bytes_sent += bytes.len() as u64;
-                    SpawnPayload::Json { type_name: node.type_name(), factory: node.factory(), bytes }
-                }
-                Err(e) => {
-                    self.stats.spawn_failed += 1;
-                    tracing::error!(%from, %id, error = %e, "dz sim: a node's state does not serialise");
-                    self.trash.push(Box::new(node));
-                    return;
-                }
-            }
-        };
-        let at = self.now + self.latency(from_machine, machine);
-        let due = self.due_on_link(&from, &id, at);
-        self.queue.push(due, Event::Spawn { from, id, machine, node });
-    }
-
-    pub(crate) fn terminate(&mut self, from_machine: usize, from: NodeId, target: NodeId) {
-        let Some(slot) = self.nodes.get_mut(&target) else { return };
-        if from == target && matches!(slot.state, NodeState::Busy | NodeState::Suspended(_)) {
-            // A node ending itself from its handler: it stops when that handler returns.
-            slot.stop_requested = true;
-            return;
-        }
-        let machine = slot.machine;
-        let at = self.now + self.latency(from_machine, machine);
-        let due = self.due_on_link(&from, &target, at);
-        self.queue.push(due, Event::Terminate { from, target });
     }
 
     /// Sets a timer for `node`; its token (a dead or unknown node's timer never fires, and its
@@ -723,7 +387,7 @@ impl World {
 
     /// Forgets a timer. Its message maker is dropped here: it is a closure over message values,
     /// which cannot reach the simulation.
-    fn remove_timer(&mut self, token: u64) {
+    pub(super) fn remove_timer(&mut self, token: u64) {
         self.timers.remove(token);
     }
 
@@ -761,7 +425,7 @@ impl World {
         Some(task)
     }
 
-    fn trash_task(&mut self, fut: TaskFut) {
+    pub(super) fn trash_task(&mut self, fut: TaskFut) {
         match fut {
             TaskFut::Handler(f) => self.trash.push(Box::new(f)),
             TaskFut::Plain(f) => self.trash.push(Box::new(f)),

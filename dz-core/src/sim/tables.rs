@@ -1,0 +1,149 @@
+//! The simulator's tables: nodes, timers and tasks, each in a slab.
+
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::task::Waker;
+
+use crate::controller::{ErasedNode, MessageMaker};
+use crate::ids::NodeId;
+use crate::rng::{BuildIdHasher, DetRng};
+
+use super::stats::NodeStats;
+use super::world::{Payload, TaskFut};
+
+pub(super) struct TaskSlot {
+    pub(super) node: NodeId,
+    /// `None` while the task is being polled.
+    pub(super) fut: Option<TaskFut>,
+    pub(super) waker: Waker,
+}
+
+pub(super) struct TimerSlot {
+    /// The node's slot in the node table.
+    pub(super) node: usize,
+    /// A periodic timer's period and message maker; `None` for a one-shot timer, whose message
+    /// travels in its event (the slot then only says that it is still set).
+    pub(super) every: Option<(u64, MessageMaker)>,
+}
+
+pub(super) enum NodeState {
+    /// Waiting for a message.
+    Idle(Box<dyn ErasedNode>),
+    /// Taken out to run a hook or a synchronous handler.
+    Busy,
+    /// In an `async` handler: the node lives inside that task's future.
+    Suspended(u64),
+    /// Terminated; the slot stays for its counters.
+    Dead,
+}
+
+pub(super) struct NodeSlot {
+    pub(super) id: NodeId,
+    pub(super) machine: usize,
+    pub(super) state: NodeState,
+    pub(super) rng: DetRng,
+    pub(super) mailbox: VecDeque<(NodeId, Payload)>,
+    pub(super) tasks: Vec<u64>,
+    pub(super) stats: NodeStats,
+    pub(super) stop_requested: bool,
+}
+
+/// The nodes, in a slab in the order they started (a dead node's slot stays, for its counters),
+/// with an index by id and a one-entry cache: a handler's calls through its context all name
+/// the same node, so most look-ups are of the last id looked up, and cost one comparison.
+pub(super) struct NodeTable {
+    pub(super) slots: Vec<NodeSlot>,
+    pub(super) index: HashMap<NodeId, usize, BuildIdHasher>,
+    pub(super) last: Cell<usize>,
+}
+
+impl NodeTable {
+    pub(super) fn new() -> Self {
+        NodeTable { slots: Vec::new(), index: HashMap::default(), last: Cell::new(0) }
+    }
+
+    pub(super) fn find(&self, id: &NodeId) -> Option<usize> {
+        let last = self.last.get();
+        if self.slots.get(last).is_some_and(|slot| slot.id == *id) {
+            return Some(last);
+        }
+        let i = self.index.get(id).copied()?;
+        self.last.set(i);
+        Some(i)
+    }
+
+    pub(super) fn get(&self, id: &NodeId) -> Option<&NodeSlot> {
+        self.find(id).map(|i| &self.slots[i])
+    }
+
+    pub(super) fn get_mut(&mut self, id: &NodeId) -> Option<&mut NodeSlot> {
+        self.find(id).map(|i| &mut self.slots[i])
+    }
+
+    pub(super) fn contains_key(&self, id: &NodeId) -> bool {
+        self.find(id).is_some()
+    }
+
+    pub(super) fn insert(&mut self, slot: NodeSlot) {
+        self.index.insert(slot.id.clone(), self.slots.len());
+        self.slots.push(slot);
+    }
+
+    pub(super) fn drain(&mut self) -> impl Iterator<Item = NodeSlot> + '_ {
+        self.index.clear();
+        self.last.set(0);
+        self.slots.drain(..)
+    }
+}
+
+/// Timers in a slab; a token is the slot's index and a generation, so that a cancelled timer's
+/// token never names a later timer in the same slot.
+pub(super) struct TimerTable {
+    pub(super) slots: Vec<(u32, Option<TimerSlot>)>,
+    pub(super) free: Vec<u32>,
+}
+
+impl TimerTable {
+    pub(super) fn new() -> Self {
+        TimerTable { slots: Vec::new(), free: Vec::new() }
+    }
+
+    pub(super) fn insert(&mut self, timer: TimerSlot) -> u64 {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push((0, None));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let (generation, slot) = &mut self.slots[index as usize];
+        *generation = generation.wrapping_add(1);
+        *slot = Some(timer);
+        (u64::from(*generation) << 32) | u64::from(index)
+    }
+
+    pub(super) fn locate(&self, token: u64) -> Option<usize> {
+        let index = (token & 0xffff_ffff) as usize;
+        let (generation, slot) = self.slots.get(index)?;
+        (u64::from(*generation) == token >> 32 && slot.is_some()).then_some(index)
+    }
+
+    pub(super) fn get(&self, token: u64) -> Option<&TimerSlot> {
+        self.locate(token).and_then(|i| self.slots[i].1.as_ref())
+    }
+
+    pub(super) fn get_mut(&mut self, token: u64) -> Option<&mut TimerSlot> {
+        self.locate(token).and_then(|i| self.slots[i].1.as_mut())
+    }
+
+    pub(super) fn remove(&mut self, token: u64) -> Option<TimerSlot> {
+        let i = self.locate(token)?;
+        self.free.push(i as u32);
+        self.slots[i].1.take()
+    }
+
+    pub(super) fn drain(&mut self) -> impl Iterator<Item = TimerSlot> + '_ {
+        self.free.clear();
+        self.slots.drain(..).filter_map(|(_, t)| t)
+    }
+}
