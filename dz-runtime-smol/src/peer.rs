@@ -12,13 +12,21 @@
 //!   connection of its own, dialing or up), so one connection serves the pair;
 //! - when a connection breaks, what was queued or being written is dropped and counted, and the
 //!   next send dials again.
+//!
+//! Frames leave in batches without waiting for a timer: a worker running handlers is *corked*,
+//! so the frames its handlers send (up to 64 handlers in a row) queue up, and when it is done it
+//! writes each peer's queue in one non-blocking write from its own thread (under the link's
+//! lock, so order holds). A send from outside a worker with nothing queued is written at once
+//! the same way. Only what the socket does not take at once is left for the peer's writer task,
+//! which also takes everything queued meanwhile in one write.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
+use async_io::{Async, Timer};
 use async_net::{TcpListener, TcpStream};
 use dz_core::{MachineHandle, MachineId};
 use futures_lite::io::{AsyncWriteExt, BufReader};
@@ -64,6 +72,8 @@ struct Link {
     mine: bool,
     /// The writer has a batch out of `out`, being written.
     writing: bool,
+    /// The connection's socket, for senders to write to at once when nothing is queued.
+    socket: Option<Arc<Async<std::net::TcpStream>>>,
 }
 
 /// One peer machine.
@@ -104,6 +114,7 @@ impl Peers {
                 machine: None,
                 mine: false,
                 writing: false,
+                socket: None,
             }),
         });
         map.insert(address.to_string(), Arc::clone(&peer));
@@ -142,6 +153,7 @@ impl Peers {
         for peer in peers.values() {
             let mut link = peer.lock();
             link.kick = None;
+            link.socket = None;
             link.conn = Conn::Down;
         }
     }
@@ -174,6 +186,33 @@ pub(crate) fn send(core: &Arc<Core>, address: &str, frame: Vec<u8>) {
                 return;
             }
             let was_empty = link.out.is_empty();
+            if link.conn == Conn::Up && corked(&peer) {
+                // A worker is running handlers: their frames leave together when it is done.
+                queue(&mut link, frame);
+                return;
+            }
+            if was_empty && !link.writing && link.conn == Conn::Up {
+                // Nothing ahead of this frame: write it from this thread, and wake the writer
+                // only for what the socket does not take now.
+                match write_now(&link, &frame) {
+                    Ok(n) if n == frame.len() => {
+                        bump(&core.stats.frames_out);
+                        add(&core.stats.bytes_out, n as u64);
+                        bump(&core.stats.writes);
+                        return;
+                    }
+                    Ok(n) => {
+                        add(&core.stats.bytes_out, n as u64);
+                        link.out.extend_from_slice(&frame[n..]);
+                        link.out_frames += 1;
+                    }
+                    Err(_) => queue(&mut link, frame),
+                }
+                if let Some(kick) = &link.kick {
+                    let _ = kick.try_send(());
+                }
+                return;
+            }
             queue(&mut link, frame);
             if was_empty {
                 if let Some(kick) = &link.kick {
@@ -182,6 +221,71 @@ pub(crate) fn send(core: &Arc<Core>, address: &str, frame: Vec<u8>) {
                 }
             }
         }
+    }
+}
+
+thread_local! {
+    /// On a worker running handlers: the peers it queued frames for, to flush when it is done.
+    static CORK: RefCell<Option<Vec<Arc<Peer>>>> = const { RefCell::new(None) };
+}
+
+/// From now on this thread's frames to connected peers wait in their queues until [`uncork`].
+pub(crate) fn cork() {
+    CORK.with(|cork| *cork.borrow_mut() = Some(Vec::new()));
+}
+
+/// Whether this thread is corked; if so, remembers `peer` to flush.
+fn corked(peer: &Arc<Peer>) -> bool {
+    CORK.with(|cork| match cork.borrow_mut().as_mut() {
+        Some(peers) => {
+            if !peers.iter().any(|p| Arc::ptr_eq(p, peer)) {
+                peers.push(Arc::clone(peer));
+            }
+            true
+        }
+        None => false,
+    })
+}
+
+/// Flushes what this thread queued while corked: one write per peer, from this thread if its
+/// writer is idle (else the writer takes it with what it has).
+pub(crate) fn uncork(core: &Core) {
+    let peers = CORK.with(|cork| cork.borrow_mut().take()).unwrap_or_default();
+    for peer in peers {
+        let mut link = peer.lock();
+        if link.out.is_empty() {
+            continue;
+        }
+        if link.conn == Conn::Up && !link.writing {
+            match write_now(&link, &link.out) {
+                Ok(n) if n == link.out.len() => {
+                    add(&core.stats.frames_out, std::mem::take(&mut link.out_frames));
+                    add(&core.stats.bytes_out, n as u64);
+                    bump(&core.stats.writes);
+                    link.out.clear();
+                    continue;
+                }
+                Ok(n) => {
+                    add(&core.stats.bytes_out, n as u64);
+                    link.out.drain(..n);
+                }
+                Err(_) => {}
+            }
+        }
+        if let Some(kick) = &link.kick {
+            let _ = kick.try_send(());
+        }
+    }
+}
+
+/// Writes what the socket takes now without waiting (it is non-blocking).
+fn write_now(link: &Link, frame: &[u8]) -> io::Result<usize> {
+    match &link.socket {
+        Some(socket) => {
+            let mut socket: &std::net::TcpStream = socket.get_ref();
+            socket.write(frame)
+        }
+        None => Err(io::ErrorKind::NotConnected.into()),
     }
 }
 
@@ -370,6 +474,7 @@ fn install(core: &Arc<Core>, peer: &Arc<Peer>, stream: TcpStream, machine: Machi
             let _ = kick.try_send(());
         }
         link.kick = Some(kick);
+        link.socket = Some(stream.clone().into());
         link.machine = Some(machine);
         link.backoff = MIN_BACKOFF;
         link.retry_at = None;
@@ -391,6 +496,7 @@ fn link_down(core: &Core, peer: &Peer, epoch: u64, lost: u64, why: &str) {
     bump(&core.stats.connections_closed);
     link.conn = Conn::Down;
     link.kick = None;
+    link.socket = None;
     link.retry_at = None;
     let queued = std::mem::take(&mut link.out_frames);
     link.out = Vec::new();

@@ -9,6 +9,7 @@ use dz_core::controller::{ErasedHandled, MachineController};
 use dz_core::NodeId;
 
 use crate::core::Core;
+use crate::peer;
 use crate::stats::bump;
 use crate::store::{Job, Key, Mail, Trash};
 
@@ -23,16 +24,19 @@ pub(crate) fn run(core: Arc<Core>) {
     }
 }
 
-/// Runs `job`, then the jobs of the same node that follow from it, up to [`BATCH`].
+/// Runs `job`, then the jobs of the same node that follow from it, up to [`BATCH`]; what they
+/// send to other machines leaves at the end, one write per peer.
 fn run_job(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job) {
     let mut next = Some(job);
     let mut budget = BATCH;
+    peer::cork();
     while let Some(job) = next.take() {
         budget = budget.saturating_sub(1);
         let (job, trash) = step(core, ctrl, job, budget > 0);
         drop(trash);
         next = job;
     }
+    peer::uncork(core);
 }
 
 fn step(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job, more: bool) -> (Option<Job>, Trash) {
