@@ -82,14 +82,25 @@
 //! One TCP connection per pair of machines, opened when a node first sends to the other
 //! machine (or at start, for the builder's peers) and reopened on demand after it breaks, with
 //! a back-off after failed connects. Frames are a 4-byte big-endian length and a JSON payload
-//! (a message, a spawn, a termination); all frames queued while a write is under way go out in
-//! the next write. A frame announcing more than the limit ([`MachineBuilder::max_frame_bytes`])
-//! closes the connection before anything is allocated for it; a frame that is not valid closes
-//! it too; a message for an unknown node, a spawn of an unregistered node type or a message
-//! whose JSON does not fit its node is dropped. Every such case is logged (`tracing`) and
-//! counted in [`MachineStats`], and the machine goes on serving everyone else. Sends to a peer
-//! that is down fail at once and are counted ([`MachineStats::send_failed`]); delivery is at
-//! most once, as everywhere in dz.
+//! (a message, a spawn, a termination). A worker running handlers is *corked*: the frames its
+//! handlers send queue per peer and leave in one write when it is done; a send with nothing
+//! queued ahead goes straight into the socket from the sending thread; whatever the socket does
+//! not take at once is written by the peer's writer task on the I/O thread, together with all
+//! that queued meanwhile. A frame announcing more than the limit
+//! ([`MachineBuilder::max_frame_bytes`]) closes the connection before anything is allocated for
+//! it; a frame that is not valid closes it too; a message for an unknown node, a spawn of an
+//! unregistered node type or a message whose JSON does not fit its node is dropped. Every such
+//! case is logged (`tracing`) and counted in [`MachineStats`], and the machine goes on serving
+//! everyone else. Sends to a peer that is down fail at once and are counted
+//! ([`MachineStats::send_failed`]); delivery is at most once, as everywhere in dz.
+//!
+//! ## Threads
+//!
+//! A machine has its worker threads (node code only), one I/O thread (an `async-executor`
+//! driven by `async-io`: connections, the timer task, signals) and nothing else of its own.
+//! [`Machine::run`] blocks until SIGINT or SIGTERM (or a [`Stopper`]) and then shuts down:
+//! workers stop, idle nodes' `stopping` hooks run, what they sent is flushed to peers, the
+//! connections close.
 //!
 //! Peers may spawn on this machine only node types it registered with
 //! [`MachineBuilder::register`].

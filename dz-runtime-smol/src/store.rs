@@ -11,10 +11,16 @@
 //! mailbox until it ends, and its waker puts the node back on the run queue. Tasks made with
 //! `create_task` live in a second slab and go through the same run queue.
 //!
+//! A message sent by a handler to an idle node of the same machine does not go through the
+//! queue: the worker keeps its receiver to run next itself (one node at a time, bumping any
+//! earlier one to the queue, and for at most a bounded streak), so a conversation between two
+//! nodes stays on one thread and wakes no other.
+//!
 //! Workers that find the run queue empty sleep on a condition variable: an idle machine uses no
 //! CPU. Node code never runs with the store locked.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Wake, Waker};
@@ -109,6 +115,11 @@ pub(crate) enum Job {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Undeliverable {
     NoSuchNode,
+}
+
+thread_local! {
+    /// On a worker thread: its store (by address, only compared) and the node it runs next.
+    static NEXT: Cell<(usize, Option<Key>)> = const { Cell::new((0, None)) };
 }
 
 /// Values whose drop runs user code (node states, futures): dropped after unlocking.
@@ -233,9 +244,60 @@ impl Store {
         if matches!(slot.state, State::Idle(_)) && !slot.queued {
             slot.queued = true;
             let key = Key { index, generation: slot.generation };
-            self.push_runnable(&mut inner, Runnable::Node(key));
+            match self.keep_next(key) {
+                Some(None) => {}
+                Some(Some(bumped)) => self.push_runnable(&mut inner, Runnable::Node(bumped)),
+                None => self.push_runnable(&mut inner, Runnable::Node(key)),
+            }
         }
         Ok(())
+    }
+
+    /// On one of this store's workers: makes `key` the node it runs next (a message it just
+    /// sent wakes its receiver on the same thread, warm in cache, with no other thread woken)
+    /// and returns the node that was next before, if any, for the run queue. `None` elsewhere.
+    fn keep_next(&self, key: Key) -> Option<Option<Key>> {
+        let me = self as *const Store as usize;
+        NEXT.with(|next| {
+            let (owner, before) = next.get();
+            if owner != me {
+                return None;
+            }
+            next.set((owner, Some(key)));
+            Some(before)
+        })
+    }
+
+    /// Marks this thread as one of this store's workers.
+    pub(crate) fn enter_worker(&self) {
+        NEXT.with(|next| next.set((self as *const Store as usize, None)));
+    }
+
+    /// The job of the node this worker kept to run next, if any.
+    pub(crate) fn take_next(&self) -> Option<Job> {
+        let key = NEXT.with(|next| {
+            let (owner, key) = next.get();
+            next.set((owner, None));
+            key
+        })?;
+        let mut inner = self.lock();
+        if inner.closed {
+            return None;
+        }
+        self.take_job(&mut inner, Runnable::Node(key))
+    }
+
+    /// Puts the node this worker kept to run next on the run queue instead (fairness).
+    pub(crate) fn spill_next(&self) {
+        let key = NEXT.with(|next| {
+            let (owner, key) = next.get();
+            next.set((owner, None));
+            key
+        });
+        if let Some(key) = key {
+            let mut inner = self.lock();
+            self.push_runnable(&mut inner, Runnable::Node(key));
+        }
     }
 
     /// Asks node `id` to stop: an idle node runs its `stopping` hook next; a busy one stops when

@@ -16,10 +16,35 @@ use crate::store::{Job, Key, Mail, Trash};
 /// How many messages a worker handles for one node before giving others their turn.
 const BATCH: u32 = 64;
 
+/// How many nodes in a row a worker runs from its own "next" slot before it takes from the
+/// shared run queue again.
+const NEXT_STREAK: u32 = 64;
+
 /// Runs jobs until the machine closes its store.
 pub(crate) fn run(core: Arc<Core>) {
     let ctrl: Arc<dyn MachineController> = core.clone();
-    while let Some(job) = core.store.next_job() {
+    core.store.enter_worker();
+    let mut streak = 0;
+    loop {
+        let next = if streak < NEXT_STREAK {
+            core.store.take_next()
+        } else {
+            core.store.spill_next();
+            None
+        };
+        let job = match next {
+            Some(job) => {
+                streak += 1;
+                job
+            }
+            None => {
+                streak = 0;
+                match core.store.next_job() {
+                    Some(job) => job,
+                    None => return,
+                }
+            }
+        };
         run_job(&core, &ctrl, job);
     }
 }
