@@ -134,6 +134,10 @@ impl fmt::Debug for Envelope<'_> {
 pub trait AnyMessage: Send + 'static {
     /// `NodeType::handler`.
     fn name(&self) -> &'static str;
+    /// [`stable_hash`](crate::rng::stable_hash) of the name.
+    fn name_hash(&self) -> u64 {
+        crate::rng::stable_hash(self.name().as_bytes())
+    }
     /// The message as JSON.
     ///
     /// # Errors
@@ -153,6 +157,10 @@ impl<M: Message> AnyMessage for M {
 
     fn name(&self) -> &'static str {
         Message::name(self)
+    }
+
+    fn name_hash(&self) -> u64 {
+        Message::name_hash(self)
     }
 
     fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
@@ -290,11 +298,11 @@ pub trait ErasedNode: Send + 'static {
 /// that does not decode as the node's message type.
 fn downcast_message<N: Node>(message: Box<dyn AnyMessage>) -> Result<Box<N::Message>, DeliveryError> {
     if message.as_any().is::<N::Message>() {
-        let name = message.name();
-        return message
-            .into_any()
-            .downcast::<N::Message>()
-            .map_err(|_| DeliveryError::WrongMessageType { message: name, node_type: N::TYPE_NAME });
+        // Checked just above, so the downcast cannot fail; the error arm only keeps this total.
+        return message.into_any().downcast::<N::Message>().map_err(|_| DeliveryError::WrongMessageType {
+            message: "a message whose type changed while it was checked",
+            node_type: N::TYPE_NAME,
+        });
     }
     let name = message.name();
     let json =

@@ -121,6 +121,7 @@ pub mod __private {
     pub use crate::controller::AnyMessage;
     pub use crate::handle::RESERVED_HANDLE_METHODS;
     pub use crate::node::{HandleApi, Handled, Message, Node, NodeFuture};
+    pub use crate::rng::stable_hash;
     pub use crate::{Context, RawHandle};
 
     /// Sends `msg` to the node of type `N` behind `to`, from the node of `ctx`.

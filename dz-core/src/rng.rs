@@ -92,23 +92,50 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 /// Folds `bytes` into `hash` eight bytes at a time (a multiply-rotate mix, as in Firefox's
 /// hasher): fast, stable across platforms and versions, and not resistant to crafted inputs, so it
 /// is used only for ids the simulator made and for trace hashes.
-pub(crate) fn fold_words(mut hash: u64, bytes: &[u8]) -> u64 {
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        hash = fold_word(hash, u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])));
+pub(crate) const fn fold_words(mut hash: u64, bytes: &[u8]) -> u64 {
+    // A `const fn`, so that generated code can hash names at compile time: plain loops.
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        let mut word = 0u64;
+        let mut k = 0;
+        while k < 8 {
+            word |= (bytes[i + k] as u64) << (8 * k);
+            k += 1;
+        }
+        hash = fold_word(hash, word);
+        i += 8;
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut last = [0u8; 8];
-        last[..rest.len()].copy_from_slice(rest);
-        hash = fold_word(hash, u64::from_le_bytes(last) ^ ((rest.len() as u64) << 56));
+    let rest = bytes.len() - i;
+    if rest > 0 {
+        let mut word = 0u64;
+        let mut k = 0;
+        while k < rest {
+            word |= (bytes[i + k] as u64) << (8 * k);
+            k += 1;
+        }
+        hash = fold_word(hash, word ^ ((rest as u64) << 56));
     }
     hash
 }
 
+/// A stable 64-bit hash of `bytes`: the same on every platform, run and version, computable at
+/// compile time. Not resistant to crafted inputs. `#[node]` uses it to hash message names once,
+/// for traces.
+///
+/// # Examples
+///
+/// ```
+/// const H: u64 = dz_core::rng::stable_hash(b"Ponger::ping");
+/// assert_eq!(H, dz_core::rng::stable_hash("Ponger::ping".as_bytes()));
+/// assert_ne!(H, dz_core::rng::stable_hash(b"Ponger::pong"));
+/// ```
+pub const fn stable_hash(bytes: &[u8]) -> u64 {
+    fold_words(0, bytes)
+}
+
 /// Folds one word into `hash` (the step of [`fold_words`]).
 #[inline]
-pub(crate) fn fold_word(hash: u64, word: u64) -> u64 {
+pub(crate) const fn fold_word(hash: u64, word: u64) -> u64 {
     (hash.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95)
 }
 

@@ -194,10 +194,22 @@ impl<'a> Generator<'a> {
     /// `impl Message for PongerMessage`: each message's name for traces, `Ponger::ping`.
     fn message_impl(&self) -> TokenStream {
         let Generator { private, message, .. } = self;
-        let arms = self.node.handlers.iter().map(|handler| {
-            let (cfgs, variant) = (handler.cfgs(), handler.variant());
-            let name = format!("{}::{}", self.type_name, handler.ident().unraw());
-            quote!(#(#cfgs)* Self::#variant { .. } => #name,)
+        let names: Vec<_> = self
+            .node
+            .handlers
+            .iter()
+            .map(|handler| {
+                let (cfgs, variant) = (handler.cfgs(), handler.variant());
+                (cfgs.collect::<Vec<_>>(), variant, format!("{}::{}", self.type_name, handler.ident().unraw()))
+            })
+            .collect();
+        let arms = names.iter().map(|(cfgs, variant, name)| quote!(#(#cfgs)* Self::#variant { .. } => #name,));
+        // Each name's hash, computed once at compile time, for the simulator's trace.
+        let hashes = names.iter().map(|(cfgs, variant, name)| {
+            quote!(#(#cfgs)* Self::#variant { .. } => {
+                const HASH: u64 = #private::stable_hash(#name.as_bytes());
+                HASH
+            })
         });
         quote! {
             #[automatically_derived]
@@ -205,6 +217,12 @@ impl<'a> Generator<'a> {
                 fn name(&self) -> &'static str {
                     match *self {
                         #(#arms)*
+                    }
+                }
+
+                fn name_hash(&self) -> u64 {
+                    match *self {
+                        #(#hashes)*
                     }
                 }
             }

@@ -58,6 +58,7 @@ mod tables;
 pub mod trace;
 mod world;
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
@@ -112,6 +113,9 @@ pub struct SimConfig {
 /// A deterministic simulation of machines and their nodes. See the [module docs](self).
 pub struct Simulation {
     shared: Arc<Shared>,
+    /// Every node's id by slot, beside the world (which holds the same): a handler borrows its
+    /// id from here while the world is unlocked.
+    ids: RefCell<Vec<NodeId>>,
     /// The machines' controllers, by index, kept outside the world's lock so that running a
     /// handler needs no clone of one.
     ctrls: Vec<Arc<dyn MachineController>>,
@@ -151,7 +155,7 @@ impl Simulation {
             world.insert_idle(id.clone(), machine, Box::new(Driver));
             id
         };
-        Simulation { shared, ctrls, driver, driver_ctrl }
+        Simulation { shared, ids: RefCell::new(Vec::new()), ctrls, driver, driver_ctrl }
     }
 
     fn new_machine(shared: &Arc<Shared>, hidden: bool) -> Arc<dyn MachineController> {
@@ -247,9 +251,12 @@ impl Simulation {
         loop {
             // One lock per step: the last handler's node goes back, the next work comes out.
             // What a step leaves behind (node states, futures) is dropped with the world unlocked.
-            let (work, trash) = self.shared.next_work(finished.take(), until);
-            drop(trash);
-            let Some(work) = work else { break };
+            let step = self.shared.next_work(finished.take(), until);
+            drop(step.trash);
+            if !step.fresh.is_empty() {
+                self.ids.borrow_mut().extend(step.fresh);
+            }
+            let Some(work) = step.work else { break };
             finished = self.perform(work);
         }
         self.shared.lock().stats.events - before
@@ -259,11 +266,16 @@ impl Simulation {
     /// handler or hook ended normally is returned, for the next step to put back.
     fn perform(&self, work: Work) -> Option<Finished> {
         match work {
-            Work::Handle { id, machine, mut node, mut rng, message } => {
+            Work::Handle { slot, machine, mut node, mut rng, message } => {
                 let ctrl = &self.ctrls[machine];
-                match catch_unwind(AssertUnwindSafe(|| node.handle_with_rng(ctrl, &id, &mut rng, message))) {
-                    Ok(Ok(ErasedHandled::Done)) => return Some(Finished { id, node, rng: Some(rng) }),
+                // The handler borrows its id from the dense copy: no clone, no cold cache line.
+                let ids = self.ids.borrow();
+                let id = &ids[slot];
+                match catch_unwind(AssertUnwindSafe(|| node.handle_with_rng(ctrl, id, &mut rng, message))) {
+                    Ok(Ok(ErasedHandled::Done)) => return Some(Finished { slot, node, rng: Some(rng) }),
                     Ok(Ok(ErasedHandled::Async(message))) => {
+                        let id = id.clone();
+                        drop(ids);
                         self.shared.lock().restore_rng(&id, rng);
                         let fut = node.handle_async(Arc::clone(ctrl), id.clone(), message);
                         let task = self.shared.lock().create_task(&id, TaskFut::Handler(fut), &self.shared.wakes);
@@ -280,13 +292,16 @@ impl Simulation {
                     }
                     Ok(Err(e)) => {
                         tracing::warn!(node = %id, error = %e, "dz sim: message of the wrong type");
-                        self.shared.lock().put_back(&id, node);
+                        self.shared.lock().put_back(id, node);
                     }
-                    Err(panic) => self.node_panicked(&id, &*panic),
+                    Err(panic) => self.node_panicked(id, &*panic),
                 }
             }
             Work::Start { id, ctrl, mut node } => match catch_unwind(AssertUnwindSafe(|| node.started(&ctrl, &id))) {
-                Ok(()) => return Some(Finished { id, node, rng: None }),
+                Ok(()) => {
+                    let slot = self.shared.lock().slot_of(&id)?;
+                    return Some(Finished { slot, node, rng: None });
+                }
                 Err(panic) => self.node_panicked(&id, &*panic),
             },
             Work::Stop { id, ctrl, mut node } => {
@@ -314,7 +329,10 @@ impl Simulation {
                         let owner = world.finish_task(task);
                         world.trash.push(fut_box(fut));
                         match (owner, node) {
-                            (Some(id), Some(node)) => return Some(Finished { id, node, rng: None }),
+                            (Some(id), Some(node)) => match world.slot_of(&id) {
+                                Some(slot) => return Some(Finished { slot, node, rng: None }),
+                                None => world.trash.push(Box::new(node)),
+                            },
                             (None, Some(node)) => world.trash.push(Box::new(node)),
                             (_, None) => {}
                         }

@@ -49,7 +49,7 @@ impl World {
                 Ok(bytes) => {
                     self.stats.cross_machine += 1;
                     self.stats.bytes_sent += bytes.len() as u64;
-                    Payload::Json { name: message.name(), bytes }
+                    Payload::Json { name: message.name(), name_hash: message.name_hash(), bytes }
                 }
                 Err(e) => {
                     tracing::error!(%from, to = %to_id, message = message.name(), error = %e, "dz sim: message does not serialise");
@@ -92,7 +92,9 @@ impl World {
                 if duplicate {
                     self.trace.record(self.now, TraceKind::FaultDuplicate, from, &to, name);
                     let copy = match &payload {
-                        Payload::Json { name, bytes } => Payload::Json { name, bytes: bytes.clone() },
+                        Payload::Json { name, name_hash, bytes } => {
+                            Payload::Json { name, name_hash: *name_hash, bytes: bytes.clone() }
+                        }
                         Payload::Local(_) => unreachable!("messages between machines travel as JSON"),
                     };
                     let at = self.now + self.latency(from_machine, machine);

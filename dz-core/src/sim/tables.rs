@@ -55,13 +55,17 @@ pub(super) struct NodeTable {
     pub(super) slots: Vec<NodeSlot>,
     pub(super) index: HashMap<NodeId, usize, BuildIdHasher>,
     pub(super) last: Cell<usize>,
+    /// Ids of nodes inserted since the simulation last took them (it keeps its own dense copy,
+    /// which handlers borrow their id from).
+    pub(super) fresh: Vec<NodeId>,
 }
 
 impl NodeTable {
     pub(super) fn new() -> Self {
-        NodeTable { slots: Vec::new(), index: HashMap::default(), last: Cell::new(0) }
+        NodeTable { slots: Vec::new(), index: HashMap::default(), last: Cell::new(0), fresh: Vec::new() }
     }
 
+    #[inline]
     pub(super) fn find(&self, id: &NodeId) -> Option<usize> {
         let last = self.last.get();
         if self.slots.get(last).is_some_and(|slot| slot.id == *id) {
@@ -72,10 +76,12 @@ impl NodeTable {
         Some(i)
     }
 
+    #[inline]
     pub(super) fn get(&self, id: &NodeId) -> Option<&NodeSlot> {
         self.find(id).map(|i| &self.slots[i])
     }
 
+    #[inline]
     pub(super) fn get_mut(&mut self, id: &NodeId) -> Option<&mut NodeSlot> {
         self.find(id).map(|i| &mut self.slots[i])
     }
@@ -85,6 +91,7 @@ impl NodeTable {
     }
 
     pub(super) fn insert(&mut self, slot: NodeSlot) {
+        self.fresh.push(slot.id.clone());
         self.index.insert(slot.id.clone(), self.slots.len());
         self.slots.push(slot);
     }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::ids::NodeId;
-use crate::rng::{fold_word, fold_words};
+use crate::rng::fold_word;
 
 /// What happened at one step of a simulation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -95,10 +95,24 @@ impl TraceRecorder {
     }
 
     pub(crate) fn record(&mut self, micros: u64, kind: TraceKind, from: &NodeId, to: &NodeId, message: &'static str) {
+        self.record_hashed(micros, kind, from, to, message, crate::rng::stable_hash(message.as_bytes()));
+    }
+
+    /// [`TraceRecorder::record`] with the name's hash already known (`message_hash` must be
+    /// `stable_hash(message)`).
+    pub(crate) fn record_hashed(
+        &mut self,
+        micros: u64,
+        kind: TraceKind,
+        from: &NodeId,
+        to: &NodeId,
+        message: &'static str,
+        message_hash: u64,
+    ) {
         let mut h = fold_word(self.hash, micros ^ ((kind as u64) << 56));
         h = fold_word(h, from.stable_hash());
         h = fold_word(h, to.stable_hash());
-        h = fold_words(h, message.as_bytes());
+        h = fold_word(h, message_hash);
         self.hash = h;
         self.len += 1;
         if let Some(entries) = &mut self.entries {

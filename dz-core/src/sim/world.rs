@@ -66,28 +66,37 @@ impl Shared {
     /// Puts back the node the last step finished with (or stops it, if it asked to: that is
     /// then the next work), queues the tasks woken since, and takes the next piece of work due by
     /// `until`; also returns what the last step left to drop, to be dropped unlocked.
-    pub(crate) fn next_work(
-        &self,
-        finished: Option<Finished>,
-        until: Option<u64>,
-    ) -> (Option<Work>, Vec<Box<dyn Any + Send>>) {
+    pub(crate) fn next_work(&self, finished: Option<Finished>, until: Option<u64>) -> Step {
         let woken = self.wakes.take();
         let mut world = self.lock();
-        let stop = finished.and_then(|Finished { id, node, rng }| {
-            let node = world.handler_done(&id, node, rng)?;
+        let stop = finished.and_then(|Finished { slot, node, rng }| {
+            let node = world.handler_done(slot, node, rng)?;
+            let id = world.nodes.slots[slot].id.clone();
             let ctrl = world.controller_of(&id)?;
             Some(Work::Stop { id, ctrl, node })
         });
         world.push_polls(woken);
-        let trash = std::mem::take(&mut world.trash);
-        (stop.or_else(|| world.next_work(until)), trash)
+        let trash = if world.trash.is_empty() { Vec::new() } else { std::mem::take(&mut world.trash) };
+        let work = stop.or_else(|| world.next_work(until));
+        let fresh = if world.nodes.fresh.is_empty() { Vec::new() } else { std::mem::take(&mut world.nodes.fresh) };
+        Step { work, trash, fresh }
     }
+}
+
+/// What one step of the loop gets from the world.
+pub(crate) struct Step {
+    /// The next node code to run, if any is due.
+    pub(crate) work: Option<Work>,
+    /// What the last step left behind, to drop with the world unlocked.
+    pub(crate) trash: Vec<Box<dyn Any + Send>>,
+    /// Ids of the nodes that started since the last step, in slot order.
+    pub(crate) fresh: Vec<NodeId>,
 }
 
 /// A message on its way: typed within a machine, JSON between machines.
 pub(crate) enum Payload {
     Local(Box<dyn AnyMessage>),
-    Json { name: &'static str, bytes: Vec<u8> },
+    Json { name: &'static str, name_hash: u64, bytes: Vec<u8> },
 }
 
 impl Payload {
@@ -95,6 +104,13 @@ impl Payload {
         match self {
             Payload::Local(m) => m.name(),
             Payload::Json { name, .. } => name,
+        }
+    }
+
+    pub(super) fn name_hash(&self) -> u64 {
+        match self {
+            Payload::Local(m) => m.name_hash(),
+            Payload::Json { name_hash, .. } => *name_hash,
         }
     }
 }
@@ -135,17 +151,37 @@ pub(crate) struct MachineSlot {
 
 /// Node code to run with the world unlocked.
 pub(crate) enum Work {
-    Handle { id: NodeId, machine: usize, node: Box<dyn ErasedNode>, rng: DetRng, message: Box<dyn AnyMessage> },
-    Start { id: NodeId, ctrl: Arc<dyn MachineController>, node: Box<dyn ErasedNode> },
-    Stop { id: NodeId, ctrl: Arc<dyn MachineController>, node: Box<dyn ErasedNode> },
-    Poll { task: u64, fut: TaskFut, waker: Waker },
+    /// A message for the node in `slot` (whose id the simulation keeps beside the world).
+    Handle {
+        slot: usize,
+        machine: usize,
+        node: Box<dyn ErasedNode>,
+        rng: DetRng,
+        message: Box<dyn AnyMessage>,
+    },
+    Start {
+        id: NodeId,
+        ctrl: Arc<dyn MachineController>,
+        node: Box<dyn ErasedNode>,
+    },
+    Stop {
+        id: NodeId,
+        ctrl: Arc<dyn MachineController>,
+        node: Box<dyn ErasedNode>,
+    },
+    Poll {
+        task: u64,
+        fut: TaskFut,
+        waker: Waker,
+    },
     Wake(Waker),
 }
 
 /// A node whose handler or hook ended normally, to be put back in its slot (with its random
 /// stream, if the handler had it).
 pub(crate) struct Finished {
-    pub(crate) id: NodeId,
+    /// The node's slot.
+    pub(crate) slot: usize,
     pub(crate) node: Box<dyn ErasedNode>,
     pub(crate) rng: Option<DetRng>,
 }
@@ -398,6 +434,11 @@ impl World {
         Some(Work::Poll { task, fut, waker: slot.waker.clone() })
     }
 
+    /// The slot of node `id`.
+    pub(crate) fn slot_of(&self, id: &NodeId) -> Option<usize> {
+        self.nodes.find(id)
+    }
+
     /// The controller of the machine node `id` lives on.
     pub(crate) fn controller_of(&self, id: &NodeId) -> Option<Arc<dyn MachineController>> {
         let slot = self.nodes.get(id)?;
@@ -496,7 +537,9 @@ impl World {
     /// [`World::deliver`] to the node in slot `index`; `from` is `None` when the node sent the
     /// message to itself (a timer), which spares a clone of its id.
     fn deliver_to_slot(&mut self, index: usize, from: Option<NodeId>, payload: Payload) -> Option<Work> {
-        let name = payload.name();
+        let (name, name_hash) = (payload.name(), payload.name_hash());
+        // The handler's calls through its context will name this node: look-ups start here.
+        self.nodes.last.set(index);
         let slot = &mut self.nodes.slots[index];
         match slot.state {
             NodeState::Dead => {
@@ -531,10 +574,10 @@ impl World {
         slot.stats.received += 1;
         let machine = slot.machine;
         let rng = slot.rng.clone();
-        let to = slot.id.clone();
         self.stats.delivered += 1;
-        self.trace.record(self.now, TraceKind::Deliver, from.as_ref().unwrap_or(&to), &to, name);
-        Some(Work::Handle { id: to, machine, node, rng, message })
+        let to = &slot.id;
+        self.trace.record_hashed(self.now, TraceKind::Deliver, from.as_ref().unwrap_or(to), to, name, name_hash);
+        Some(Work::Handle { slot: index, machine, node, rng, message })
     }
 
     /// Delivers a timer's message. A node's timers are not unlinked when it ends: they are
@@ -631,39 +674,43 @@ impl World {
     /// asked to stop meanwhile, is given back to be stopped.
     pub(crate) fn handler_done(
         &mut self,
-        id: &NodeId,
+        index: usize,
         node: Box<dyn ErasedNode>,
         rng: Option<DetRng>,
     ) -> Option<Box<dyn ErasedNode>> {
-        let Some(slot) = self.nodes.get_mut(id) else {
-            self.trash.push(Box::new(node));
-            return None;
-        };
+        let slot = &mut self.nodes.slots[index];
         if let Some(rng) = rng {
             slot.rng = rng;
         }
         if slot.stop_requested {
-            self.record_stop(id);
+            let id = slot.id.clone();
+            self.record_stop(&id);
             return Some(node);
         }
-        self.put_back(id, node);
+        self.put_back_at(index, node);
         None
     }
 
     /// Gives a node back to its slot: it waits for its next message.
     pub(crate) fn put_back(&mut self, id: &NodeId, node: Box<dyn ErasedNode>) {
-        let Some(slot) = self.nodes.get_mut(id) else {
-            self.trash.push(Box::new(node));
-            return;
-        };
+        match self.nodes.find(id) {
+            Some(index) => self.put_back_at(index, node),
+            None => self.trash.push(Box::new(node)),
+        }
+    }
+
+    /// [`World::put_back`] to the slot at `index`.
+    fn put_back_at(&mut self, index: usize, node: Box<dyn ErasedNode>) {
+        let slot = &mut self.nodes.slots[index];
         if matches!(slot.state, NodeState::Dead) {
             self.trash.push(Box::new(node));
             return;
         }
         slot.state = NodeState::Idle(node);
         if !slot.mailbox.is_empty() {
+            let node = slot.id.clone();
             let due = self.due_at(self.now);
-            self.queue.push(due, Event::Drain { node: id.clone() });
+            self.queue.push(due, Event::Drain { node });
         }
     }
 
