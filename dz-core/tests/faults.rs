@@ -73,6 +73,12 @@ fn drop_duplicate_and_reorder_rates_match_their_configuration() {
     sim.run_until_idle();
 
     let stats = sim.fault_stats();
+    println!(
+        "over {n} messages: dropped {:.4} (rate {drop}), duplicated {:.4} of the rest (rate {dup}), held back {:.4} (rate {reorder})",
+        stats.dropped as f64 / n as f64,
+        stats.duplicated as f64 / (n - stats.dropped) as f64,
+        stats.reordered as f64 / (n - stats.dropped) as f64,
+    );
     assert_eq!(stats.considered, n);
     assert!(within(stats.dropped, n, drop), "dropped {} of {n}", stats.dropped);
     let kept = n - stats.dropped;
