@@ -8,7 +8,7 @@ use crate::ids::NodeId;
 use super::faults::Verdict;
 use super::tables::NodeState;
 use super::trace::TraceKind;
-use super::world::{Ending, Event, Payload, SpawnPayload, World};
+use super::world::{Ending, Event, JsonPayload, Payload, SpawnPayload, World};
 
 impl World {
     pub(super) fn count_sent(&mut self, from: &NodeId) {
@@ -49,7 +49,7 @@ impl World {
                 Ok(bytes) => {
                     self.stats.cross_machine += 1;
                     self.stats.bytes_sent += bytes.len() as u64;
-                    Payload::Json { name: message.name(), name_hash: message.name_hash(), bytes }
+                    Payload::Json(Box::new(JsonPayload { name: message.name(), name_hash: message.name_hash(), bytes }))
                 }
                 Err(e) => {
                     tracing::error!(%from, to = %to_id, message = message.name(), error = %e, "dz sim: message does not serialise");
@@ -92,9 +92,7 @@ impl World {
                 if duplicate {
                     self.trace.record(self.now, TraceKind::FaultDuplicate, from, &to, name);
                     let copy = match &payload {
-                        Payload::Json { name, name_hash, bytes } => {
-                            Payload::Json { name, name_hash: *name_hash, bytes: bytes.clone() }
-                        }
+                        Payload::Json(json) => Payload::Json(json.clone()),
                         Payload::Local(_) => unreachable!("messages between machines travel as JSON"),
                     };
                     let at = self.now + self.latency(from_machine, machine);
@@ -182,7 +180,7 @@ impl World {
             match node.to_json() {
                 Ok(bytes) => {
                     self.stats.bytes_sent += bytes.len() as u64;
-                    SpawnPayload::Json { type_name: node.type_name(), factory: node.factory(), bytes }
+                    SpawnPayload::Json(Box::new((node.type_name(), node.factory(), bytes)))
                 }
                 Err(e) => {
                     self.stats.spawn_failed += 1;

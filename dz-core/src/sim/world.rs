@@ -96,21 +96,30 @@ pub(crate) struct Step {
 /// A message on its way: typed within a machine, JSON between machines.
 pub(crate) enum Payload {
     Local(Box<dyn AnyMessage>),
-    Json { name: &'static str, name_hash: u64, bytes: Vec<u8> },
+    /// Boxed, so that the common local case keeps events small.
+    Json(Box<JsonPayload>),
+}
+
+/// A message between machines, serialised.
+#[derive(Clone)]
+pub(crate) struct JsonPayload {
+    pub(crate) name: &'static str,
+    pub(crate) name_hash: u64,
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl Payload {
     pub(super) fn name(&self) -> &'static str {
         match self {
             Payload::Local(m) => m.name(),
-            Payload::Json { name, .. } => name,
+            Payload::Json(json) => json.name,
         }
     }
 
     pub(super) fn name_hash(&self) -> u64 {
         match self {
             Payload::Local(m) => m.name_hash(),
-            Payload::Json { name_hash, .. } => *name_hash,
+            Payload::Json(json) => json.name_hash,
         }
     }
 }
@@ -118,7 +127,7 @@ impl Payload {
 /// A node's initial state on its way.
 pub(crate) enum SpawnPayload {
     Local(Box<dyn ErasedNode>),
-    Json { type_name: &'static str, factory: NodeFactory, bytes: Vec<u8> },
+    Json(Box<(&'static str, NodeFactory, Vec<u8>)>),
 }
 
 pub(crate) enum Event {
@@ -559,7 +568,7 @@ impl World {
         };
         let message = match payload {
             Payload::Local(m) => m,
-            Payload::Json { bytes, .. } => match node.decode_message(&bytes) {
+            Payload::Json(json) => match node.decode_message(&json.bytes) {
                 Ok(m) => m,
                 Err(e) => {
                     slot.state = NodeState::Idle(node);
@@ -625,11 +634,11 @@ impl World {
         }
         let node = match node {
             SpawnPayload::Local(node) => node,
-            SpawnPayload::Json { type_name, factory, bytes } => match factory(&bytes) {
+            SpawnPayload::Json(json) => match (json.1)(&json.2) {
                 Ok(node) => node,
                 Err(e) => {
                     self.stats.spawn_failed += 1;
-                    tracing::error!(%from, %id, node_type = type_name, error = %e, "dz sim: a node's state does not decode");
+                    tracing::error!(%from, %id, node_type = json.0, error = %e, "dz sim: a node's state does not decode");
                     return None;
                 }
             },
