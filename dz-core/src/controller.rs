@@ -1,4 +1,4 @@
-//! The runtime's side of the [`Context`](crate::Context): the object-safe [`MachineController`]
+//! The runtime's side of the [`Context`]: the object-safe [`MachineController`]
 //! trait and the type-erased values that cross it.
 //!
 //! Node code never names a runtime: every handler talks to a `dyn MachineController`, which the

@@ -78,6 +78,7 @@
 
 pub mod context;
 pub mod controller;
+pub mod driver;
 pub mod error;
 pub mod handle;
 pub mod ids;
@@ -88,6 +89,7 @@ pub mod sim;
 
 pub use context::{Context, Sleep};
 pub use controller::{MachineController, TimerToken};
+pub use driver::Driver;
 pub use error::HandleError;
 pub use handle::{Handle, MachineHandle, RawHandle, Transport};
 pub use ids::{MachineId, NodeId};

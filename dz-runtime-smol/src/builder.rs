@@ -6,7 +6,7 @@ use async_executor::Executor;
 use dz_core::controller::{ErasedNode, NodeFactory};
 use dz_core::ids::new_id;
 use dz_core::rng::DetRng;
-use dz_core::sim::Driver;
+use dz_core::Driver;
 use dz_core::{MachineHandle, MachineId, Node};
 
 use crate::core::{Config, Core, Registry};

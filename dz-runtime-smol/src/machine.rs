@@ -5,7 +5,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use dz_core::controller::MachineController;
-use dz_core::sim::Driver;
+use dz_core::Driver;
 use dz_core::{Context, Handle, MachineHandle, Node, NodeId};
 
 use crate::builder::MachineBuilder;

@@ -48,7 +48,6 @@
 //! ```
 
 mod controller;
-mod driver;
 mod faults;
 mod network;
 mod queue;
@@ -69,7 +68,7 @@ use crate::handle::{Handle, MachineHandle};
 use crate::ids::NodeId;
 use crate::node::Node;
 
-pub use driver::{Driver, DriverHandle, DriverMessage};
+pub use crate::driver::{Driver, DriverHandle, DriverMessage};
 pub use faults::{Direction, FaultKind, FaultRule, FaultStats, Filter, Partition};
 pub use stats::{NodeStats, SimStats};
 pub use sweep::{Failure, Swarm, Sweep, SweepReport, Trial};

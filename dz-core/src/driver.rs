@@ -1,5 +1,5 @@
-//! The [`Driver`]: the node a test acts as when it spawns nodes and sends them messages from
-//! outside the simulated cluster.
+//! The [`Driver`]: the node that code outside every node acts as (a test driving a simulation,
+//! a program driving a real machine) when it spawns nodes and sends them messages.
 
 use serde::{Deserialize, Serialize};
 
@@ -7,12 +7,13 @@ use crate::context::Context;
 use crate::handle::RawHandle;
 use crate::node::{HandleApi, Handled, Message, Node, NodeFuture};
 
-/// The node that stands for the test itself. It lives on a machine of its own, outside the
-/// machines a test adds, and takes no messages: anything sent to it is dropped and counted.
+/// The node that stands for code outside every node. It takes no messages: anything sent to it
+/// is dropped and counted.
 ///
-/// Use it through [`Simulation::spawn`](super::Simulation::spawn),
-/// [`Simulation::send`](super::Simulation::send) or, to call a node's typed send methods,
-/// [`Simulation::driver`](super::Simulation::driver).
+/// Under the simulator it lives on a machine of its own, outside the machines a test adds; use
+/// it through [`Simulation::spawn`](crate::sim::Simulation::spawn),
+/// [`Simulation::send`](crate::sim::Simulation::send) or, to call a node's typed send methods,
+/// [`Simulation::driver`](crate::sim::Simulation::driver). A real runtime gives its own.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct Driver;
 
