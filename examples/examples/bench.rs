@@ -1,0 +1,326 @@
+//! Measures dz on the workloads of the peer benchmark in `../shared/peers/` and prints one
+//! line per figure in the same form (`peer=<runtime> workload=<W> value=<n> unit=<u>`), so that
+//! `EXTRA_CMDS` can run it beside kameo, ractor, actix and Erlang and compare ratios.
+//!
+//! `cargo run --release --example bench -- [--quick] [WORKLOAD...]`
+//!
+//! - A: ping-pong, 200,000 round trips by tell between two nodes of one machine.
+//! - B: fan-in, 1,000,000 messages from one sender to one sink, sum checked.
+//! - C: spawn 100,000 idle nodes and hold their handles: spawn rate and RSS per node.
+//! - S: the simulator's speed: deliveries per wall second within a machine and between
+//!   machines, and sum_tree's simulated seconds per wall second.
+//!
+//! A, B and C run on the real runtime with one worker thread (`peer=dz`, like the peers' single
+//! thread) and on the simulator (`peer=dz-sim`). `--quick` runs small sizes (CI uses it, so the
+//! benchmark never rots). Workloads M, X and P of issue 6 are not here yet.
+
+use std::time::{Duration, Instant};
+
+use dz_core::prelude::*;
+use dz_core::sim::Simulation;
+use dz_core::Driver;
+use dz_examples::sum_tree::{self, TreeConfig};
+use dz_runtime_smol::Machine;
+use serde::{Deserialize, Serialize};
+
+/// Starts the rally and times it with the machine's clock.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Pinger {
+    ponger: Option<Handle<Ponger>>,
+    left: u64,
+    start_us: u64,
+    end_us: Option<u64>,
+}
+
+#[node]
+impl Pinger {
+    #[handler]
+    fn go(&mut self, ctx: &mut Context<Self>, ponger: Handle<Ponger>, rounds: u64) {
+        self.left = rounds;
+        self.start_us = ctx.now_micros();
+        ponger.ping(ctx);
+        self.ponger = Some(ponger);
+    }
+
+    #[handler]
+    fn pong(&mut self, ctx: &mut Context<Self>) {
+        self.left -= 1;
+        if self.left == 0 {
+            self.end_us = Some(ctx.now_micros());
+        } else if let Some(ponger) = &self.ponger {
+            ponger.ping(ctx);
+        }
+    }
+}
+
+/// Holds the pinger's handle from its spawn, and answers.
+#[derive(Serialize, Deserialize)]
+pub struct Ponger {
+    pinger: Handle<Pinger>,
+}
+
+#[node]
+impl Ponger {
+    #[handler]
+    fn ping(&mut self, ctx: &mut Context<Self>) {
+        self.pinger.pong(ctx);
+    }
+}
+
+/// Adds what it is sent; notes when the last one came.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Sink {
+    expect: u64,
+    count: u64,
+    sum: u64,
+    end_us: Option<u64>,
+}
+
+#[node]
+impl Sink {
+    #[handler]
+    fn add(&mut self, ctx: &mut Context<Self>, n: u64) {
+        self.count += 1;
+        self.sum += n;
+        if self.count == self.expect {
+            self.end_us = Some(ctx.now_micros());
+        }
+    }
+}
+
+/// Sends a burst of `add`s to a sink.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Source {
+    start_us: u64,
+}
+
+#[node]
+impl Source {
+    #[handler]
+    fn blast(&mut self, ctx: &mut Context<Self>, sink: Handle<Sink>, count: u64) {
+        self.start_us = ctx.now_micros();
+        for n in 0..count {
+            sink.add(ctx, n);
+        }
+    }
+}
+
+/// An idle node whose state is one `u64`.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Idle {
+    value: u64,
+}
+
+#[node]
+impl Idle {
+    #[handler]
+    fn poke(&mut self) {
+        self.value += 1;
+    }
+}
+
+struct Sizes {
+    rounds: u64,
+    messages: u64,
+    spawns: u64,
+    tree_ms: u64,
+}
+
+fn line(peer: &str, workload: &str, value: f64, unit: &str) {
+    println!("peer={peer} workload={workload} value={value:.0} unit={unit}");
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn wait(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while !done() {
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    true
+}
+
+/// Spawns a pinger on `a` and a ponger on `b` that holds the pinger's handle from its spawn;
+/// returns the pinger and a handle for it to reach the ponger.
+fn pair(ctx: &mut Context<'static, Driver>, a: &MachineHandle, b: &MachineHandle) -> (Handle<Pinger>, Handle<Ponger>) {
+    let pinger = ctx.spawn(Pinger::default(), a);
+    let ponger_id = ctx.reserve_id::<Ponger>();
+    let for_ponger = ctx.transfer_handle(&pinger, &ponger_id);
+    let ponger = ctx.spawn_with_id(ponger_id, Ponger { pinger: for_ponger }, b);
+    let for_pinger = ctx.transfer_handle(&ponger, pinger.id());
+    (pinger, for_pinger)
+}
+
+// ---- the real runtime ----------------------------------------------------------------------
+
+fn real_machine() -> Machine {
+    Machine::builder().listen("127.0.0.1:0").workers(1).build().expect("a machine on loopback")
+}
+
+fn real_a(rounds: u64) {
+    let machine = real_machine();
+    let mut client = machine.client();
+    let (pinger, for_pinger) = pair(&mut client, &machine.handle(), &machine.handle());
+    assert!(wait(Duration::from_secs(10), || machine.stats().spawned >= 2), "the nodes started");
+    pinger.go(&mut client, for_pinger, rounds);
+    let span = |p: &Pinger| p.end_us.map(|end| end - p.start_us);
+    assert!(wait(Duration::from_secs(120), || machine.inspect(&pinger, span).flatten().is_some()));
+    let micros = machine.inspect(&pinger, span).flatten().unwrap_or(1).max(1);
+    line("dz", "A", rounds as f64 * 1e6 / micros as f64, "rt_per_s");
+    machine.shutdown();
+}
+
+fn real_b(messages: u64) {
+    let machine = real_machine();
+    let mut client = machine.client();
+    let sink = client.spawn(Sink { expect: messages, ..Sink::default() }, &machine.handle());
+    let source = client.spawn(Source::default(), &machine.handle());
+    let for_source = client.transfer_handle(&sink, source.id());
+    assert!(wait(Duration::from_secs(10), || machine.stats().spawned >= 2));
+    source.blast(&mut client, for_source, messages);
+    assert!(wait(Duration::from_secs(120), || machine.inspect(&sink, |s| s.end_us.is_some()).unwrap_or(false)));
+    let (sum, end) = machine.inspect(&sink, |s| (s.sum, s.end_us.unwrap_or(0))).unwrap_or_default();
+    assert_eq!(sum, messages * (messages - 1) / 2, "fan-in lost messages");
+    let start = machine.inspect(&source, |s| s.start_us).unwrap_or(0);
+    line("dz", "B", messages as f64 * 1e6 / end.saturating_sub(start).max(1) as f64, "msg_per_s");
+    machine.shutdown();
+}
+
+fn real_c(spawns: u64) {
+    let machine = real_machine();
+    let mut client = machine.client();
+    let here = machine.handle();
+    let before = rss_bytes();
+    let started_before = machine.stats().spawned;
+    let start = Instant::now();
+    let handles: Vec<Handle<Idle>> = (0..spawns).map(|_| client.spawn(Idle::default(), &here)).collect();
+    assert!(wait(Duration::from_secs(120), || machine.stats().spawned - started_before >= spawns));
+    let elapsed = start.elapsed().as_secs_f64();
+    let grown = rss_bytes().saturating_sub(before);
+    line("dz", "C", spawns as f64 / elapsed, "actors_per_s");
+    line("dz", "C", grown as f64 / spawns as f64, "bytes_per_actor");
+    drop(handles);
+    machine.shutdown();
+}
+
+// ---- the simulator -------------------------------------------------------------------------
+
+fn sim_a(rounds: u64, machines: usize) -> (f64, u64) {
+    let mut sim = Simulation::new(1);
+    let all: Vec<_> = (0..machines).map(|_| sim.add_machine()).collect();
+    let mut driver = sim.driver();
+    let (pinger, for_pinger) = pair(&mut driver, &all[0], &all[machines - 1]);
+    sim.run_until_idle();
+    pinger.go(&mut driver, for_pinger, rounds);
+    let before = sim.stats().delivered;
+    let start = Instant::now();
+    sim.run_until_idle();
+    let wall = start.elapsed().as_secs_f64();
+    assert_eq!(sim.inspect(&pinger, |p| p.left), Some(0), "every round trip came back");
+    (wall, sim.stats().delivered - before)
+}
+
+fn sim_b(messages: u64) -> f64 {
+    let mut sim = Simulation::new(2);
+    let m = sim.add_machine();
+    let sink = sim.spawn(Sink { expect: messages, ..Sink::default() }, &m);
+    let source = sim.spawn(Source::default(), &m);
+    let for_source = sim.transfer_handle(&sink, source.id());
+    sim.run_until_idle();
+    source.blast(&mut sim.driver(), for_source, messages);
+    let start = Instant::now();
+    sim.run_until_idle();
+    let wall = start.elapsed().as_secs_f64();
+    assert_eq!(sim.inspect(&sink, |s| s.sum), Some(messages * (messages - 1) / 2), "fan-in lost messages");
+    messages as f64 / wall
+}
+
+/// Spawns `count` idle nodes on its machine and keeps their handles.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Spawner {
+    children: Vec<Handle<Idle>>,
+}
+
+#[node]
+impl Spawner {
+    #[handler]
+    fn spawn_idle(&mut self, ctx: &mut Context<Self>, count: u64) {
+        let here = ctx.machine().clone();
+        for _ in 0..count {
+            self.children.push(ctx.spawn(Idle::default(), &here));
+        }
+    }
+}
+
+fn sim_c(spawns: u64) -> (f64, f64) {
+    let mut sim = Simulation::new(3);
+    let m = sim.add_machine();
+    let spawner = sim.spawn(Spawner::default(), &m);
+    sim.run_until_idle();
+    spawner.spawn_idle(&mut sim.driver(), spawns);
+    let before = rss_bytes();
+    let start = Instant::now();
+    sim.run_until_idle();
+    let wall = start.elapsed().as_secs_f64();
+    assert_eq!(sim.stats().spawned, spawns + 1, "every node started");
+    (spawns as f64 / wall, rss_bytes().saturating_sub(before) as f64 / spawns as f64)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut wanted: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
+    if let Some(unknown) = wanted.iter().find(|w| !["A", "B", "C", "S"].contains(w)) {
+        eprintln!("bench: unknown workload {unknown:?}; the workloads are A, B, C and S");
+        std::process::exit(2);
+    }
+    if wanted.is_empty() {
+        wanted = vec!["C", "A", "B", "S"];
+    }
+    let sizes = if quick {
+        Sizes { rounds: 2_000, messages: 10_000, spawns: 1_000, tree_ms: 3_000 }
+    } else {
+        Sizes { rounds: 200_000, messages: 1_000_000, spawns: 100_000, tree_ms: 300_000 }
+    };
+    for workload in wanted {
+        match workload {
+            "A" => {
+                real_a(sizes.rounds);
+                let (wall, _) = sim_a(sizes.rounds, 1);
+                line("dz-sim", "A", sizes.rounds as f64 / wall, "rt_per_s");
+            }
+            "B" => {
+                real_b(sizes.messages);
+                line("dz-sim", "B", sim_b(sizes.messages), "msg_per_s");
+            }
+            "C" => {
+                real_c(sizes.spawns);
+                let (rate, bytes) = sim_c(sizes.spawns);
+                line("dz-sim", "C", rate, "actors_per_s");
+                line("dz-sim", "C", bytes, "bytes_per_actor");
+            }
+            _ => {
+                let (wall, delivered) = sim_a(sizes.rounds, 1);
+                line("dz-sim", "S", delivered as f64 / wall, "local_deliveries_per_s");
+                let (wall, delivered) = sim_a(sizes.rounds, 2);
+                line("dz-sim", "S", delivered as f64 / wall, "cross_machine_deliveries_per_s");
+                let config = TreeConfig { run_ms: sizes.tree_ms, ..TreeConfig::default() };
+                let start = Instant::now();
+                let outcome = sum_tree::simulate(42, 10, config);
+                let wall = start.elapsed().as_secs_f64();
+                assert_eq!(outcome.total, outcome.leaves_sent, "sum_tree's totals differ");
+                line("dz-sim", "S", outcome.simulated_ms as f64 / 1000.0 / wall, "sum_tree_sim_s_per_wall_s");
+            }
+        }
+    }
+}
