@@ -9,10 +9,12 @@
 //! - C: spawn 100,000 idle nodes and hold their handles: spawn rate and RSS per node.
 //! - S: the simulator's speed: deliveries per wall second within a machine and between
 //!   machines, and sum_tree's simulated seconds per wall second.
+//! - M: RSS of 1,000,000 idle nodes on one machine (their handles dropped).
+//! - P: 100 ping-pong pairs on one machine, with one and with two worker threads.
 //!
 //! A, B and C run on the real runtime with one worker thread (`peer=dz`, like the peers' single
 //! thread) and on the simulator (`peer=dz-sim`). `--quick` runs small sizes (CI uses it, so the
-//! benchmark never rots). Workloads M, X and P of issue 6 are not here yet.
+//! benchmark never rots). Workload X (two processes over sealed TCP) is not here yet.
 
 use std::time::{Duration, Instant};
 
@@ -124,6 +126,9 @@ struct Sizes {
     messages: u64,
     spawns: u64,
     tree_ms: u64,
+    idle: u64,
+    pairs: u64,
+    pair_rounds: u64,
 }
 
 fn line(peer: &str, workload: &str, value: f64, unit: &str) {
@@ -164,7 +169,48 @@ fn pair(ctx: &mut Context<'static, Driver>, a: &MachineHandle, b: &MachineHandle
 // ---- the real runtime ----------------------------------------------------------------------
 
 fn real_machine() -> Machine {
-    Machine::builder().listen("127.0.0.1:0").workers(1).build().expect("a machine on loopback")
+    machine_with(1)
+}
+
+fn machine_with(workers: usize) -> Machine {
+    Machine::builder().listen("127.0.0.1:0").workers(workers).build().expect("a machine on loopback")
+}
+
+fn real_m(idle: u64) {
+    let machine = real_machine();
+    let mut client = machine.client();
+    let here = machine.handle();
+    let before = rss_bytes();
+    let started_before = machine.stats().spawned;
+    for _ in 0..idle {
+        drop(client.spawn(Idle::default(), &here));
+    }
+    assert!(wait(Duration::from_secs(300), || machine.stats().spawned - started_before >= idle));
+    let grown = rss_bytes().saturating_sub(before);
+    line("dz", "M", grown as f64 / (1024.0 * 1024.0) * (1_000_000.0 / idle as f64), "mib_per_million_idle_nodes");
+    machine.shutdown();
+}
+
+/// Messages per second of `pairs` ping-pong pairs, `rounds` round trips each, on `workers`.
+fn real_p(workers: usize, pairs: u64, rounds: u64) -> f64 {
+    let machine = machine_with(workers);
+    let mut client = machine.client();
+    let here = machine.handle();
+    let games: Vec<_> = (0..pairs).map(|_| pair(&mut client, &here, &here)).collect();
+    assert!(wait(Duration::from_secs(30), || machine.stats().spawned >= 2 * pairs));
+    let start = Instant::now();
+    let pingers: Vec<_> = games
+        .into_iter()
+        .map(|(pinger, ponger)| {
+            pinger.go(&mut client, ponger, rounds);
+            pinger
+        })
+        .collect();
+    let done = |p: &Pinger| p.end_us.is_some();
+    assert!(wait(Duration::from_secs(300), || pingers.iter().all(|p| machine.inspect(p, done).unwrap_or(false))));
+    let wall = start.elapsed().as_secs_f64();
+    machine.shutdown();
+    (pairs * rounds * 2) as f64 / wall
 }
 
 fn real_a(rounds: u64) {
@@ -280,17 +326,33 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let mut wanted: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
-    if let Some(unknown) = wanted.iter().find(|w| !["A", "B", "C", "S"].contains(w)) {
-        eprintln!("bench: unknown workload {unknown:?}; the workloads are A, B, C and S");
+    if let Some(unknown) = wanted.iter().find(|w| !["A", "B", "C", "S", "M", "P"].contains(w)) {
+        eprintln!("bench: unknown workload {unknown:?}; the workloads are A, B, C, S, M and P");
         std::process::exit(2);
     }
     if wanted.is_empty() {
-        wanted = vec!["C", "A", "B", "S"];
+        wanted = vec!["C", "A", "B", "S", "M", "P"];
     }
     let sizes = if quick {
-        Sizes { rounds: 2_000, messages: 10_000, spawns: 1_000, tree_ms: 3_000 }
+        Sizes {
+            rounds: 2_000,
+            messages: 10_000,
+            spawns: 1_000,
+            tree_ms: 3_000,
+            idle: 10_000,
+            pairs: 10,
+            pair_rounds: 1_000,
+        }
     } else {
-        Sizes { rounds: 200_000, messages: 1_000_000, spawns: 100_000, tree_ms: 300_000 }
+        Sizes {
+            rounds: 200_000,
+            messages: 1_000_000,
+            spawns: 100_000,
+            tree_ms: 300_000,
+            idle: 1_000_000,
+            pairs: 100,
+            pair_rounds: 20_000,
+        }
     };
     for workload in wanted {
         match workload {
@@ -308,6 +370,14 @@ fn main() {
                 let (rate, bytes) = sim_c(sizes.spawns);
                 line("dz-sim", "C", rate, "actors_per_s");
                 line("dz-sim", "C", bytes, "bytes_per_actor");
+            }
+            "M" => real_m(sizes.idle),
+            "P" => {
+                let one = real_p(1, sizes.pairs, sizes.pair_rounds);
+                let two = real_p(2, sizes.pairs, sizes.pair_rounds);
+                line("dz", "P", one, "msg_per_s_1_worker");
+                line("dz", "P", two, "msg_per_s_2_workers");
+                line("dz", "P", two / one * 100.0, "percent_2_workers_of_1");
             }
             _ => {
                 let (wall, delivered) = sim_a(sizes.rounds, 1);
