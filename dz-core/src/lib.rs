@@ -85,6 +85,7 @@ pub mod ids;
 pub mod node;
 pub mod reliable;
 pub mod rng;
+pub mod security;
 pub mod sim;
 
 pub use context::{Context, Sleep};
