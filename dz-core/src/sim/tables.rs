@@ -42,10 +42,31 @@ pub(super) struct NodeSlot {
     pub(super) machine: usize,
     pub(super) state: NodeState,
     pub(super) rng: DetRng,
-    pub(super) mailbox: VecDeque<(NodeId, Payload)>,
-    pub(super) tasks: Vec<u64>,
+    /// What only nodes with `async` handlers or tasks need, boxed to keep slots small.
+    pub(super) extra: Option<Box<SlotExtra>>,
     pub(super) stats: NodeStats,
     pub(super) stop_requested: bool,
+}
+
+/// The rarely used parts of a node's slot.
+#[derive(Default)]
+pub(super) struct SlotExtra {
+    /// Messages that came while the node was in an `async` handler.
+    pub(super) mailbox: VecDeque<(NodeId, Payload)>,
+    /// The node's tasks (its running `async` handler among them).
+    pub(super) tasks: Vec<u64>,
+}
+
+impl NodeSlot {
+    /// The slot's rarely used parts, made on first use.
+    pub(super) fn extra(&mut self) -> &mut SlotExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// Whether messages wait in the mailbox.
+    pub(super) fn has_mail(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| !e.mailbox.is_empty())
+    }
 }
 
 /// The nodes, in a slab in the order they started (a dead node's slot stays, for its counters),

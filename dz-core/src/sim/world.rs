@@ -9,7 +9,7 @@
 //! order cannot leak into a run; everything iterated is a `Vec` or a `BTreeMap`.
 
 use std::any::Any;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
@@ -24,7 +24,7 @@ use crate::rng::{BuildIdHasher, DetRng};
 use super::faults::Faults;
 use super::queue::{Due, EventQueue};
 use super::stats::{NodeStats, SimStats};
-use super::tables::{NodeSlot, NodeState, NodeTable, TaskSlot, TimerSlot, TimerTable};
+use super::tables::{NodeSlot, NodeState, NodeTable, SlotExtra, TaskSlot, TimerSlot, TimerTable};
 use super::trace::{TraceKind, TraceRecorder};
 use super::SimConfig;
 
@@ -308,8 +308,7 @@ impl World {
             machine,
             state,
             rng: DetRng::substream(self.seed, "node", id.stable_hash()),
-            mailbox: VecDeque::new(),
-            tasks: Vec::new(),
+            extra: None,
             stats: NodeStats::default(),
             stop_requested: false,
         }
@@ -469,7 +468,7 @@ impl World {
         self.next_task += 1;
         let waker = Waker::from(Arc::new(TaskWaker { task, wakes: Arc::clone(wakes) }));
         if let Some(slot) = self.nodes.get_mut(node) {
-            slot.tasks.push(task);
+            slot.extra().tasks.push(task);
         }
         self.tasks.insert(task, TaskSlot { node: node.clone(), fut: Some(fut), waker });
         Some(task)
@@ -523,7 +522,7 @@ impl World {
                 if !matches!(slot.state, NodeState::Idle(_)) {
                     return None;
                 }
-                let (from, payload) = slot.mailbox.pop_front()?;
+                let (from, payload) = slot.extra.as_mut()?.mailbox.pop_front()?;
                 self.deliver(Some(from), node, None, payload)
             }
         }
@@ -558,7 +557,7 @@ impl World {
             }
             NodeState::Busy | NodeState::Suspended(_) => {
                 let from = from.unwrap_or_else(|| slot.id.clone());
-                slot.mailbox.push_back((from, payload));
+                slot.extra().mailbox.push_back((from, payload));
                 return None;
             }
             NodeState::Idle(_) => {}
@@ -716,7 +715,7 @@ impl World {
             return;
         }
         slot.state = NodeState::Idle(node);
-        if !slot.mailbox.is_empty() {
+        if slot.has_mail() {
             let node = slot.id.clone();
             let due = self.due_at(self.now);
             self.queue.push(due, Event::Drain { node });
@@ -749,7 +748,9 @@ impl World {
     pub(crate) fn finish_task(&mut self, task: u64) -> Option<NodeId> {
         let slot = self.tasks.remove(&task)?;
         if let Some(node) = self.nodes.get_mut(&slot.node) {
-            node.tasks.retain(|&t| t != task);
+            if let Some(extra) = &mut node.extra {
+                extra.tasks.retain(|&t| t != task);
+            }
         }
         Some(slot.node)
     }
@@ -767,8 +768,7 @@ impl World {
             return;
         }
         let state = std::mem::replace(&mut slot.state, NodeState::Dead);
-        let tasks = std::mem::take(&mut slot.tasks);
-        let mailbox = std::mem::take(&mut slot.mailbox);
+        let SlotExtra { mailbox, tasks } = slot.extra.take().map(|extra| *extra).unwrap_or_default();
         if let NodeState::Idle(node) = state {
             self.trash.push(Box::new(node));
         }
