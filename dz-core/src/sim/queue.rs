@@ -15,12 +15,24 @@ pub(crate) struct Due {
     pub(crate) key: u64,
 }
 
-/// What the heap orders: small, so that sifting moves 32 bytes, not whole events.
+/// What the heaps and buckets order: small, so that sorting moves 32 bytes, not whole events.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Entry {
     due: Due,
     seq: u64,
-    slot: usize,
+    /// A slab index, or (with [`DIRECT`] set) a value carried in the entry itself.
+    target: u64,
+}
+
+/// Marks an entry that carries its value instead of pointing into the slab.
+const DIRECT: u64 = 1 << 63;
+
+/// What [`EventQueue::pop`] gives back.
+pub(crate) enum Popped<E> {
+    /// An event pushed with [`EventQueue::push`].
+    Event(E),
+    /// A value pushed with [`EventQueue::push_direct`].
+    Direct(u64),
 }
 
 impl PartialOrd for Entry {
@@ -93,7 +105,20 @@ impl<E> EventQueue<E> {
                 self.events.len() - 1
             }
         };
-        let entry = Entry { due, seq, slot };
+        self.insert(Entry { due, seq, target: slot as u64 });
+    }
+
+    /// Queues a small value (below 2^63) that needs no slab: the entry carries it. Timers use
+    /// it, so that a timer's firing touches no slab line that went cold while it waited.
+    pub(crate) fn push_direct(&mut self, due: Due, value: u64) {
+        debug_assert!(value < DIRECT, "direct values are below 2^63");
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.insert(Entry { due, seq, target: value | DIRECT });
+    }
+
+    fn insert(&mut self, entry: Entry) {
+        let due = entry.due;
         self.len += 1;
         if due.micros <= self.now {
             self.now_heap.push(entry);
@@ -138,7 +163,7 @@ impl<E> EventQueue<E> {
         }
     }
 
-    pub(crate) fn pop(&mut self) -> Option<(Due, E)> {
+    pub(crate) fn pop(&mut self) -> Option<(Due, Popped<E>)> {
         if self.current.is_empty() && self.now_heap.is_empty() {
             self.unstage();
             let (micros, mut bucket) = self.later.pop_first()?;
@@ -154,9 +179,13 @@ impl<E> EventQueue<E> {
         };
         let entry = if take_heap { self.now_heap.pop()? } else { self.current.pop()? };
         self.len -= 1;
-        self.free.push(entry.slot);
-        let event = self.events[entry.slot].take()?;
-        Some((entry.due, event))
+        if entry.target & DIRECT != 0 {
+            return Some((entry.due, Popped::Direct(entry.target & !DIRECT)));
+        }
+        let slot = entry.target as usize;
+        self.free.push(slot);
+        let event = self.events[slot].take()?;
+        Some((entry.due, Popped::Event(event)))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -178,6 +207,28 @@ impl<E> EventQueue<E> {
 mod tests {
     use super::*;
 
+    impl<E> EventQueue<E> {
+        fn pop_event(&mut self) -> Option<(Due, E)> {
+            match self.pop()? {
+                (due, Popped::Event(e)) => Some((due, e)),
+                (_, Popped::Direct(_)) => None,
+            }
+        }
+    }
+
+    #[test]
+    fn direct_values_interleave_with_events_in_order() {
+        let mut q = EventQueue::new();
+        q.push(Due { micros: 2, key: 0 }, "event");
+        q.push_direct(Due { micros: 1, key: 0 }, 77);
+        q.push_direct(Due { micros: 3, key: 0 }, 99);
+        assert!(matches!(q.pop(), Some((_, Popped::Direct(77)))));
+        assert!(matches!(q.pop(), Some((_, Popped::Event("event")))));
+        assert!(matches!(q.pop(), Some((_, Popped::Direct(99)))));
+        assert!(q.pop().is_none());
+        assert_eq!(q.events.len(), 1, "direct values took no slab slot");
+    }
+
     #[test]
     fn pops_by_time_then_key_then_insertion() {
         let mut q = EventQueue::new();
@@ -185,7 +236,7 @@ mod tests {
         q.push(Due { micros: 1, key: 9 }, "early-high-key");
         q.push(Due { micros: 1, key: 2 }, "early-low-key-first");
         q.push(Due { micros: 1, key: 2 }, "early-low-key-second");
-        let order: Vec<_> = std::iter::from_fn(|| q.pop().map(|(_, e)| e)).collect();
+        let order: Vec<_> = std::iter::from_fn(|| q.pop_event().map(|(_, e)| e)).collect();
         assert_eq!(order, ["early-low-key-first", "early-low-key-second", "early-high-key", "late"]);
         assert_eq!(q.len(), 0);
     }
@@ -201,10 +252,10 @@ mod tests {
             let at = if round % 3 == 0 { now } else { now + rng.below(5) };
             q.push(Due { micros: at, key: rng.below(4) }, round);
             if round % 2 == 1 {
-                popped.push(q.pop().map(|(due, _)| due).unwrap());
+                popped.push(q.pop_event().map(|(due, _)| due).unwrap());
             }
         }
-        while let Some((due, _)) = q.pop() {
+        while let Some((due, _)) = q.pop_event() {
             popped.push(due);
         }
         assert_eq!(popped.len(), 200);
@@ -219,7 +270,7 @@ mod tests {
                 q.push(Due { micros: round * 10 + i, key: 0 }, (round, i));
             }
             for i in 0..4u64 {
-                assert_eq!(q.pop().map(|(_, e)| e), Some((round, i)));
+                assert_eq!(q.pop_event().map(|(_, e)| e), Some((round, i)));
             }
         }
         assert_eq!(q.events.len(), 4, "the slab did not grow past the most pending at once");

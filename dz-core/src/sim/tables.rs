@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::task::Waker;
 
-use crate::controller::{ErasedNode, MessageMaker};
+use crate::controller::{ErasedNode, TimerMessage};
 use crate::ids::NodeId;
 use crate::rng::{BuildIdHasher, DetRng};
 
@@ -21,9 +21,8 @@ pub(super) struct TaskSlot {
 pub(super) struct TimerSlot {
     /// The node's slot in the node table.
     pub(super) node: usize,
-    /// A periodic timer's period and message maker; `None` for a one-shot timer, whose message
-    /// travels in its event (the slot then only says that it is still set).
-    pub(super) every: Option<(u64, MessageMaker)>,
+    /// What the timer delivers: one message, or a period and a maker of messages.
+    pub(super) message: TimerMessage,
 }
 
 pub(super) enum NodeState {
@@ -145,7 +144,8 @@ impl TimerTable {
             }
         };
         let (generation, slot) = &mut self.slots[index as usize];
-        *generation = generation.wrapping_add(1);
+        // 31 bits, so that a token fits below 2^63 and travels in a queue entry.
+        *generation = generation.wrapping_add(1) & 0x7fff_ffff;
         *slot = Some(timer);
         (u64::from(*generation) << 32) | u64::from(index)
     }

@@ -22,7 +22,7 @@ use crate::ids::{new_id, MachineId, NodeId};
 use crate::rng::{BuildIdHasher, DetRng};
 
 use super::faults::Faults;
-use super::queue::{Due, EventQueue};
+use super::queue::{Due, EventQueue, Popped};
 use super::stats::{NodeStats, SimStats};
 use super::tables::{NodeSlot, NodeState, NodeTable, SlotExtra, TaskSlot, TimerSlot, TimerTable};
 use super::trace::{TraceKind, TraceRecorder};
@@ -134,10 +134,8 @@ pub(crate) enum Event {
     Deliver { from: NodeId, to: NodeId, machine: usize, payload: Payload },
     Spawn { from: NodeId, id: NodeId, machine: usize, node: SpawnPayload },
     Terminate { from: NodeId, target: NodeId },
-    Timer { token: u64 },
     Crash { machine: usize },
     Restart { machine: usize },
-    Once { token: u64, message: Box<dyn AnyMessage> },
     WakeAt(Waker),
     Poll { task: u64 },
     Drain { node: NodeId },
@@ -406,18 +404,10 @@ impl World {
         }
         let Some(index) = self.nodes.find(node) else { return u64::MAX };
         let due = self.due_at(self.now.saturating_add(delay));
-        match message {
-            TimerMessage::Once(message) => {
-                let token = self.timers.insert(TimerSlot { node: index, every: None });
-                self.queue.push(due, Event::Once { token, message });
-                token
-            }
-            TimerMessage::Every { period_micros, make } => {
-                let token = self.timers.insert(TimerSlot { node: index, every: Some((period_micros, make)) });
-                self.queue.push(due, Event::Timer { token });
-                token
-            }
-        }
+        // The queue carries the token itself: firing touches the timer's slot, not the slab.
+        let token = self.timers.insert(TimerSlot { node: index, message });
+        self.queue.push_direct(due, token);
+        token
     }
 
     pub(crate) fn cancel_timer(&mut self, node: &NodeId, token: u64) -> bool {
@@ -491,11 +481,15 @@ impl World {
             if until.is_some_and(|u| next > u) {
                 return None;
             }
-            let (due, event) = self.queue.pop()?;
+            let (due, popped) = self.queue.pop()?;
             self.now = self.now.max(due.micros);
             self.stats.events += 1;
-            if let Some(work) = self.on_event(event) {
-                return Some(work);
+            let work = match popped {
+                Popped::Direct(token) => self.fire_timer(token),
+                Popped::Event(event) => self.on_event(event),
+            };
+            if work.is_some() {
+                return work;
             }
         }
     }
@@ -503,7 +497,6 @@ impl World {
     fn on_event(&mut self, event: Event) -> Option<Work> {
         match event {
             Event::Deliver { from, to, machine, payload } => self.deliver(Some(from), to, Some(machine), payload),
-            Event::Timer { token } => self.fire_timer(token, None),
             Event::Crash { machine } => {
                 self.crash(machine);
                 None
@@ -512,7 +505,6 @@ impl World {
                 self.restart(machine);
                 None
             }
-            Event::Once { token, message } => self.fire_timer(token, Some(message)),
             Event::Spawn { from, id, machine, node } => self.start_node(from, id, machine, node),
             Event::Terminate { from, target } => self.stop_node(from, target),
             Event::WakeAt(waker) => Some(Work::Wake(waker)),
@@ -590,26 +582,25 @@ impl World {
 
     /// Delivers a timer's message. A node's timers are not unlinked when it ends: they are
     /// dropped here, when they come due and find their node gone.
-    fn fire_timer(&mut self, token: u64, once: Option<Box<dyn AnyMessage>>) -> Option<Work> {
+    fn fire_timer(&mut self, token: u64) -> Option<Work> {
         let timer = self.timers.get_mut(token)?;
         let node = timer.node;
         if matches!(self.nodes.slots[node].state, NodeState::Dead) {
             self.remove_timer(token);
             return None;
         }
-        let message = match (&mut timer.every, once) {
-            (Some((period, make)), _) => {
-                let next = self.now.saturating_add(*period);
+        let message = match &mut timer.message {
+            TimerMessage::Every { period_micros, make } => {
+                let next = self.now.saturating_add(*period_micros);
                 let message = make();
                 let due = self.due_at(next);
-                self.queue.push(due, Event::Timer { token });
+                self.queue.push_direct(due, token);
                 message
             }
-            (None, Some(message)) => {
-                self.remove_timer(token);
-                message
-            }
-            (None, None) => return None,
+            TimerMessage::Once(_) => match self.timers.remove(token)?.message {
+                TimerMessage::Once(message) => message,
+                TimerMessage::Every { .. } => return None,
+            },
         };
         self.nodes.slots[node].stats.sent += 1;
         self.deliver_to_slot(node, None, Payload::Local(message))
@@ -800,7 +791,7 @@ impl World {
             trash.push(Box::new(task));
         }
         for timer in self.timers.drain() {
-            trash.push(Box::new(timer.every));
+            trash.push(Box::new(timer.message));
         }
         for machine in self.machines.drain(..) {
             trash.push(Box::new(machine.ctrl));
