@@ -11,10 +11,11 @@ use super::trace::TraceKind;
 use super::world::{Ending, Event, JsonPayload, Payload, SpawnPayload, World};
 
 impl World {
-    pub(super) fn count_sent(&mut self, from: &NodeId) {
-        if let Some(slot) = self.nodes.get_mut(from) {
-            slot.stats.sent += 1;
-        }
+    /// Counts a send; the sender's slot, if it has one.
+    pub(super) fn count_sent(&mut self, from: &NodeId) -> Option<usize> {
+        let index = self.nodes.find(from)?;
+        self.nodes.slots[index].stats.sent += 1;
+        Some(index)
     }
 
     /// Counts and traces a message that will never reach a handler.
@@ -34,8 +35,12 @@ impl World {
         to: &crate::RawHandle,
         message: Box<dyn AnyMessage>,
     ) {
-        self.count_sent(from);
         let to_id = to.id().clone();
+        let Some(sender) = self.count_sent(from) else {
+            // Only a node that has ended (a context kept past its node) has no slot.
+            self.drop_message(from, &to_id, message.name(), "the sender has ended");
+            return;
+        };
         // Most sends stay on their machine: check that before the map.
         let here = self.machines[from_machine].handle.id() == to.machine_id();
         let Some(machine) = (if here { Some(from_machine) } else { self.machine_of(to.machine_id()) }) else {
@@ -59,11 +64,11 @@ impl World {
             }
         };
         if machine != from_machine && self.faults.active() {
-            return self.send_through_faults(from_machine, from, to_id, machine, payload);
+            return self.send_through_faults(from_machine, (sender, from), to_id, machine, payload);
         }
         let at = self.now + self.latency(from_machine, machine);
         let due = self.due_on_link(from, &to_id, at);
-        self.queue.push(due, Event::Deliver { from: from.clone(), to: to_id, machine, payload });
+        self.queue.push(due, Event::Deliver { from: sender, to: to_id, machine, payload });
     }
 
     /// A message between machines while faults are on: it may be cut off, dropped, duplicated
@@ -71,7 +76,7 @@ impl World {
     pub(super) fn send_through_faults(
         &mut self,
         from_machine: usize,
-        from: &NodeId,
+        (sender, from): (usize, &NodeId),
         to: NodeId,
         machine: usize,
         payload: Payload,
@@ -97,7 +102,7 @@ impl World {
                     };
                     let at = self.now + self.latency(from_machine, machine);
                     let due = self.due_at(at);
-                    self.queue.push(due, Event::Deliver { from: from.clone(), to: to.clone(), machine, payload: copy });
+                    self.queue.push(due, Event::Deliver { from: sender, to: to.clone(), machine, payload: copy });
                 }
                 let at = self.now + self.latency(from_machine, machine);
                 let due = match hold_micros {
@@ -107,7 +112,7 @@ impl World {
                     }
                     None => self.due_on_link(from, &to, at),
                 };
-                self.queue.push(due, Event::Deliver { from: from.clone(), to, machine, payload });
+                self.queue.push(due, Event::Deliver { from: sender, to, machine, payload });
             }
         }
     }

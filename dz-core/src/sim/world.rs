@@ -93,6 +93,14 @@ pub(crate) struct Step {
     pub(crate) fresh: Vec<NodeId>,
 }
 
+/// Who sent a message being delivered.
+pub(crate) enum Sender {
+    /// The node in this slot: its id is read from the slot, never cloned on the hot path.
+    Slot(usize),
+    /// A node named by id (a message that waited in a mailbox).
+    Id(NodeId),
+}
+
 /// A message on its way: typed within a machine, JSON between machines.
 pub(crate) enum Payload {
     Local(Box<dyn AnyMessage>),
@@ -131,14 +139,36 @@ pub(crate) enum SpawnPayload {
 }
 
 pub(crate) enum Event {
-    Deliver { from: NodeId, to: NodeId, machine: usize, payload: Payload },
-    Spawn { from: NodeId, id: NodeId, machine: usize, node: SpawnPayload },
-    Terminate { from: NodeId, target: NodeId },
-    Crash { machine: usize },
-    Restart { machine: usize },
+    /// `from` is the sender's slot (every sender has one).
+    Deliver {
+        from: usize,
+        to: NodeId,
+        machine: usize,
+        payload: Payload,
+    },
+    Spawn {
+        from: NodeId,
+        id: NodeId,
+        machine: usize,
+        node: SpawnPayload,
+    },
+    Terminate {
+        from: NodeId,
+        target: NodeId,
+    },
+    Crash {
+        machine: usize,
+    },
+    Restart {
+        machine: usize,
+    },
     WakeAt(Waker),
-    Poll { task: u64 },
-    Drain { node: NodeId },
+    Poll {
+        task: u64,
+    },
+    Drain {
+        node: NodeId,
+    },
 }
 
 pub(crate) enum TaskFut {
@@ -496,7 +526,9 @@ impl World {
 
     fn on_event(&mut self, event: Event) -> Option<Work> {
         match event {
-            Event::Deliver { from, to, machine, payload } => self.deliver(Some(from), to, Some(machine), payload),
+            Event::Deliver { from, to, machine, payload } => {
+                self.deliver(Sender::Slot(from), to, Some(machine), payload)
+            }
             Event::Crash { machine } => {
                 self.crash(machine);
                 None
@@ -515,45 +547,54 @@ impl World {
                     return None;
                 }
                 let (from, payload) = slot.extra.as_mut()?.mailbox.pop_front()?;
-                self.deliver(Some(from), node, None, payload)
+                self.deliver(Sender::Id(from), node, None, payload)
             }
         }
     }
 
     /// Hands a message to its node, queues it if the node is in an `async` handler, or drops it.
     /// `machine` is where the sender meant it to go (`None`: already checked).
-    fn deliver(&mut self, from: Option<NodeId>, to: NodeId, machine: Option<usize>, payload: Payload) -> Option<Work> {
+    fn deliver(&mut self, from: Sender, to: NodeId, machine: Option<usize>, payload: Payload) -> Option<Work> {
         let Some(index) = self.nodes.find(&to) else {
-            self.drop_message(from.as_ref().unwrap_or(&to), &to, payload.name(), "no such node");
+            let from = self.sender_id(&from);
+            self.drop_message(&from, &to, payload.name(), "no such node");
             return None;
         };
         if machine.is_some_and(|m| m != self.nodes.slots[index].machine) {
-            self.drop_message(from.as_ref().unwrap_or(&to), &to, payload.name(), "node is not on that machine");
+            let from = self.sender_id(&from);
+            self.drop_message(&from, &to, payload.name(), "node is not on that machine");
             return None;
         }
         self.deliver_to_slot(index, from, payload)
     }
 
-    /// [`World::deliver`] to the node in slot `index`; `from` is `None` when the node sent the
-    /// message to itself (a timer), which spares a clone of its id.
-    fn deliver_to_slot(&mut self, index: usize, from: Option<NodeId>, payload: Payload) -> Option<Work> {
+    /// The id of a sender, cloned (for the paths that are not hot).
+    fn sender_id(&self, from: &Sender) -> NodeId {
+        match from {
+            Sender::Slot(i) => self.nodes.slots[*i].id.clone(),
+            Sender::Id(id) => id.clone(),
+        }
+    }
+
+    /// [`World::deliver`] to the node in slot `index`.
+    fn deliver_to_slot(&mut self, index: usize, from: Sender, payload: Payload) -> Option<Work> {
         let (name, name_hash) = (payload.name(), payload.name_hash());
         // The handler's calls through its context will name this node: look-ups start here.
         self.nodes.last.set(index);
-        let slot = &mut self.nodes.slots[index];
-        match slot.state {
+        match self.nodes.slots[index].state {
             NodeState::Dead => {
-                let to = slot.id.clone();
-                self.drop_message(from.as_ref().unwrap_or(&to), &to, name, "node terminated");
+                let (from, to) = (self.sender_id(&from), self.nodes.slots[index].id.clone());
+                self.drop_message(&from, &to, name, "node terminated");
                 return None;
             }
             NodeState::Busy | NodeState::Suspended(_) => {
-                let from = from.unwrap_or_else(|| slot.id.clone());
-                slot.extra().mailbox.push_back((from, payload));
+                let from = self.sender_id(&from);
+                self.nodes.slots[index].extra().mailbox.push_back((from, payload));
                 return None;
             }
             NodeState::Idle(_) => {}
         }
+        let slot = &mut self.nodes.slots[index];
         let NodeState::Idle(node) = std::mem::replace(&mut slot.state, NodeState::Busy) else {
             unreachable!("checked just above")
         };
@@ -563,8 +604,7 @@ impl World {
                 Ok(m) => m,
                 Err(e) => {
                     slot.state = NodeState::Idle(node);
-                    let to = slot.id.clone();
-                    let from = from.unwrap_or_else(|| to.clone());
+                    let (from, to) = (self.sender_id(&from), self.nodes.slots[index].id.clone());
                     tracing::warn!(%from, %to, message = name, error = %e, "dz sim: message does not decode");
                     self.drop_message(&from, &to, name, "does not decode");
                     return None;
@@ -575,8 +615,12 @@ impl World {
         let machine = slot.machine;
         let rng = slot.rng.clone();
         self.stats.delivered += 1;
-        let to = &slot.id;
-        self.trace.record_hashed(self.now, TraceKind::Deliver, from.as_ref().unwrap_or(to), to, name, name_hash);
+        let slots = &self.nodes.slots;
+        let from = match &from {
+            Sender::Slot(i) => &slots[*i].id,
+            Sender::Id(id) => id,
+        };
+        self.trace.record_hashed(self.now, TraceKind::Deliver, from, &slots[index].id, name, name_hash);
         Some(Work::Handle { slot: index, machine, node, rng, message })
     }
 
@@ -603,7 +647,7 @@ impl World {
             },
         };
         self.nodes.slots[node].stats.sent += 1;
-        self.deliver_to_slot(node, None, Payload::Local(message))
+        self.deliver_to_slot(node, Sender::Slot(node), Payload::Local(message))
     }
 
     fn start_node(&mut self, from: NodeId, id: NodeId, machine: usize, node: SpawnPayload) -> Option<Work> {
