@@ -204,7 +204,7 @@ impl MachineController for Core {
         let Envelope { from, to, message } = envelope;
         let address = to.transport().address();
         if self.is_local(to.machine_id(), address) {
-            bump(&self.stats.sent_local);
+            self.stats.sent_local.bump();
             self.deliver_local(from.clone(), to.id(), Mail::Local(message));
             return;
         }

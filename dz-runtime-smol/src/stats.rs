@@ -1,9 +1,15 @@
 //! The machine's counters: what it delivered, what it dropped and why, what crossed the wire.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::padded::Padded;
 
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident,)*) => {
+    (
+        hot { $($(#[$hot_doc:meta])* $hot:ident,)* }
+        $($(#[$doc:meta])* $name:ident,)*
+    ) => {
         /// A snapshot of a machine's counters, from [`Machine::stats`](crate::Machine::stats).
         ///
         /// Every drop and failure has its own counter, so that a test (or an operator) can tell a
@@ -11,32 +17,80 @@ macro_rules! counters {
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         #[non_exhaustive]
         pub struct MachineStats {
+            $($(#[$hot_doc])* pub $hot: u64,)*
             $($(#[$doc])* pub $name: u64,)*
         }
 
-        /// The live counters behind [`MachineStats`].
+        /// The live counters behind [`MachineStats`]: those bumped per message or per spawn are
+        /// striped by thread, the others are one atomic each.
         #[derive(Debug, Default)]
         pub(crate) struct Counters {
+            $(pub(crate) $hot: Striped,)*
             $(pub(crate) $name: AtomicU64,)*
         }
 
         impl Counters {
             pub(crate) fn snapshot(&self) -> MachineStats {
-                MachineStats { $($name: self.$name.load(Ordering::Relaxed),)* }
+                MachineStats {
+                    $($hot: self.$hot.sum(),)*
+                    $($name: self.$name.load(Ordering::Relaxed),)*
+                }
             }
         }
     };
 }
 
+/// How many stripes a hot counter has.
+const STRIPES: usize = 8;
+
+/// Hands each thread its stripe, in turn.
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's stripe of every hot counter (`usize::MAX` until first used).
+    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+fn my_stripe() -> usize {
+    STRIPE.with(|stripe| {
+        if stripe.get() == usize::MAX {
+            stripe.set(NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES);
+        }
+        stripe.get()
+    })
+}
+
+/// A counter bumped from many threads at once: each thread adds to its own stripe (a cache line
+/// of its own, while there are no more threads than stripes), and a read sums the stripes. Two
+/// workers counting every message would otherwise pass one cache line back and forth.
+#[derive(Debug, Default)]
+pub(crate) struct Striped {
+    stripes: [Padded<AtomicU64>; STRIPES],
+}
+
+impl Striped {
+    /// Adds one.
+    pub(crate) fn bump(&self) {
+        self.stripes[my_stripe()].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The total so far.
+    pub(crate) fn sum(&self) -> u64 {
+        self.stripes.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
 counters! {
-    /// Messages this machine's nodes sent to nodes of this machine.
-    sent_local,
+    hot {
+        /// Messages this machine's nodes sent to nodes of this machine.
+        sent_local,
+        /// Messages handed to a handler.
+        delivered,
+        /// Nodes started on this machine.
+        spawned,
+    }
     /// Messages this machine's nodes sent to nodes of other machines (handed to a peer link).
     sent_remote,
-    /// Messages handed to a handler.
-    delivered,
-    /// Nodes started on this machine.
-    spawned,
     /// Nodes that ended (terminated or panicked).
     terminated,
     /// Nodes stopped by a panic in one of their handlers, hooks or tasks.
@@ -87,4 +141,31 @@ pub(crate) fn bump(counter: &AtomicU64) {
 /// Adds `n` to a counter.
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_striped_counter_sums_what_every_thread_added() {
+        let counter = Striped::default();
+        std::thread::scope(|s| {
+            for _ in 0..12 {
+                s.spawn(|| (0..1000).for_each(|_| counter.bump()));
+            }
+        });
+        counter.bump();
+        assert_eq!(counter.sum(), 12_001);
+    }
+
+    #[test]
+    fn a_snapshot_reads_hot_and_cold_counters() {
+        let counters = Counters::default();
+        counters.delivered.bump();
+        counters.delivered.bump();
+        bump(&counters.send_failed);
+        let stats = counters.snapshot();
+        assert_eq!((stats.delivered, stats.send_failed, stats.spawned), (2, 1, 0));
+    }
 }

@@ -1,15 +1,23 @@
-//! The node store and its scheduler: nodes in a slab, a mailbox per node, one run queue.
+//! The node store and its scheduler: nodes in sharded slabs, a mailbox per node, one run queue.
 //!
 //! A node is a slot in a `Vec`: its state (boxed), its mailbox (a `VecDeque`) and a few flags.
-//! There is no executor task and no channel per node. A node with work to do (a first `started`
-//! hook, mail, a woken `async` handler, a stop request) is put once on the run queue; a worker
-//! takes it off, and while the worker has it the node is `Busy`, so no other worker can run it:
-//! a node's handlers never run concurrently. Mail that arrives meanwhile waits in the mailbox and
-//! the worker picks it up before giving the node back.
+//! There is no executor task and no channel per node. The slots are split over 64 *shards* by a
+//! hash of the node's id, each shard with its own lock, its own slab and its own id → slot map;
+//! a node's key (slot index and generation) keeps its shard in the low bits of the index. So two
+//! workers running different nodes rarely want the same lock, and each lock is held only for a
+//! few map and `VecDeque` operations. The tasks of all nodes share one more lock, and the run
+//! queue another; a thread that holds a shard may take the tasks' lock or the queue's, never the
+//! other way round, and no thread holds two shards at once.
+//!
+//! A node with work to do (a first `started` hook, mail, a woken `async` handler, a stop
+//! request) is put once on the run queue; a worker takes it off, and while the worker has it the
+//! node is `Busy`, so no other worker can run it: a node's handlers never run concurrently. Mail
+//! that arrives meanwhile waits in the mailbox and the worker picks it up before giving the node
+//! back.
 //!
 //! An `async` handler becomes a future kept in the node's slot (`Suspended`); it holds the
 //! mailbox until it ends, and its waker puts the node back on the run queue. Tasks made with
-//! `create_task` live in a second slab and go through the same run queue.
+//! `create_task` live in a slab of their own and go through the same run queue.
 //!
 //! A message sent by a handler to an idle node of the same machine does not go through the
 //! queue: the worker keeps its receiver to run next itself (one node at a time, bumping any
@@ -17,17 +25,20 @@
 //! nodes stays on one thread and wakes no other.
 //!
 //! Workers that find the run queue empty sleep on a condition variable: an idle machine uses no
-//! CPU. Node code never runs with the store locked.
+//! CPU. Node code never runs with a lock of the store held.
 
 use std::any::Any;
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, LockResult, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Wake, Waker};
 
 use dz_core::controller::{AnyMessage, ErasedNode, ErasedNodeFuture, TaskFuture};
 use dz_core::NodeId;
 
+use crate::index::{shard_of, IdHashing, SHARDS, SHARD_BITS};
+use crate::padded::Padded;
 use crate::stats::{bump, Counters};
 
 /// A message waiting in a mailbox: typed if it came from this machine, JSON if from afar (it is
@@ -53,6 +64,7 @@ pub(crate) struct Letter {
 }
 
 /// A node's slot: index and generation, so that a key never names a later node in the same slot.
+/// A node's index keeps its shard in its low [`SHARD_BITS`] bits; a task's is its slot's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Key {
     index: u32,
@@ -128,83 +140,69 @@ pub(crate) type Trash = Vec<Box<dyn Any + Send>>;
 /// Nodes taken out of the store with their ids.
 pub(crate) type IdleNodes = Vec<(NodeId, Box<dyn ErasedNode>)>;
 
-struct Inner {
+/// Part of the nodes (those whose id hashes to it), with its own lock.
+struct Shard {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    index: HashMap<NodeId, u32>,
-    tasks: Vec<TaskSlot>,
-    free_tasks: Vec<u32>,
-    run_queue: VecDeque<Runnable>,
+    index: HashMap<NodeId, u32, IdHashing>,
+}
+
+/// The tasks of all nodes.
+#[derive(Default)]
+struct Tasks {
+    slots: Vec<TaskSlot>,
+    free: Vec<u32>,
+}
+
+/// What waits to run, and the workers waiting for it.
+struct Queue {
+    runnables: VecDeque<Runnable>,
     sleeping: usize,
     closed: bool,
 }
 
 /// The store: every node of the machine, its mail, its tasks, and the run queue.
 pub(crate) struct Store {
-    inner: Mutex<Inner>,
+    shards: Box<[Padded<Mutex<Shard>>]>,
+    tasks: Mutex<Tasks>,
+    queue: Padded<Mutex<Queue>>,
     work: Condvar,
+    closed: AtomicBool,
     stats: Arc<Counters>,
     me: Weak<Store>,
 }
 
-impl Store {
-    pub(crate) fn new(stats: Arc<Counters>) -> Arc<Self> {
-        Arc::new_cyclic(|me| Store {
-            inner: Mutex::new(Inner {
-                slots: Vec::new(),
-                free: Vec::new(),
-                index: HashMap::new(),
-                tasks: Vec::new(),
-                free_tasks: Vec::new(),
-                run_queue: VecDeque::new(),
-                sleeping: 0,
-                closed: false,
-            }),
-            work: Condvar::new(),
-            stats,
-            me: me.clone(),
-        })
+/// Recovers a guard from a poisoned lock: the store stays consistent whatever panics (node code
+/// never runs under its locks).
+fn relock<T>(result: LockResult<MutexGuard<'_, T>>) -> MutexGuard<'_, T> {
+    result.unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shard {
+    fn new(hashing: IdHashing) -> Self {
+        Shard { slots: Vec::new(), free: Vec::new(), index: HashMap::with_hasher(hashing) }
     }
 
-    /// The store stays consistent whatever panics (node code never runs under the lock).
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The slot of `key` (whose shard this is), if it still holds that node.
+    fn slot_mut(&mut self, key: Key) -> Option<&mut Slot> {
+        self.slots
+            .get_mut((key.index >> SHARD_BITS) as usize)
+            .filter(|s| s.generation == key.generation && !matches!(s.state, State::Vacant))
     }
 
-    fn push_runnable(&self, inner: &mut Inner, runnable: Runnable) {
-        inner.run_queue.push_back(runnable);
-        if inner.sleeping > 0 {
-            self.work.notify_one();
-        }
+    /// The slot and key of node `id`.
+    fn find(&mut self, id: &NodeId, shard: usize) -> Option<(&mut Slot, Key)> {
+        let &local = self.index.get(id)?;
+        let slot = &mut self.slots[local as usize];
+        let key = Key { index: (local << SHARD_BITS) | shard as u32, generation: slot.generation };
+        Some((slot, key))
     }
 
-    // ---- nodes in --------------------------------------------------------------------------
-
-    /// Puts a new node in place; its `started` hook runs first. Gives the node back if its id is
-    /// in use or the store is closed.
-    pub(crate) fn insert(&self, id: NodeId, node: Box<dyn ErasedNode>) -> Result<(), Box<dyn ErasedNode>> {
-        let mut inner = self.lock();
-        if inner.closed || inner.index.contains_key(&id) {
-            return Err(node);
-        }
-        let key = Self::new_slot(&mut inner, id, State::Starting(node));
-        inner.slots[key.index as usize].queued = true;
-        self.push_runnable(&mut inner, Runnable::Node(key));
-        bump(&self.stats.spawned);
-        Ok(())
-    }
-
-    /// Puts a node in place that needs no `started` hook and takes no work (the client node).
-    pub(crate) fn insert_idle(&self, id: NodeId, node: Box<dyn ErasedNode>) {
-        let mut inner = self.lock();
-        Self::new_slot(&mut inner, id, State::Idle(node));
-    }
-
-    fn new_slot(inner: &mut Inner, id: NodeId, state: State) -> Key {
-        let index = match inner.free.pop() {
+    fn new_slot(&mut self, shard: usize, id: NodeId, state: State) -> Key {
+        let local = match self.free.pop() {
             Some(i) => i,
             None => {
-                inner.slots.push(Slot {
+                self.slots.push(Slot {
                     id: id.clone(),
                     generation: 0,
                     state: State::Vacant,
@@ -214,41 +212,119 @@ impl Store {
                     stop: false,
                     tasks: Vec::new(),
                 });
-                (inner.slots.len() - 1) as u32
+                (self.slots.len() - 1) as u32
             }
         };
-        let slot = &mut inner.slots[index as usize];
+        let slot = &mut self.slots[local as usize];
         slot.generation = slot.generation.wrapping_add(1);
         slot.id = id.clone();
         slot.state = state;
         slot.queued = false;
         slot.woken = false;
         slot.stop = false;
-        inner.index.insert(id, index);
-        Key { index, generation: inner.slots[index as usize].generation }
+        let generation = slot.generation;
+        self.index.insert(id, local);
+        Key { index: (local << SHARD_BITS) | shard as u32, generation }
+    }
+}
+
+impl Tasks {
+    fn slot_mut(&mut self, key: Key) -> Option<&mut TaskSlot> {
+        self.slots.get_mut(key.index as usize).filter(|t| t.generation == key.generation && t.live)
     }
 
-    fn slot_mut(inner: &mut Inner, key: Key) -> Option<&mut Slot> {
-        inner
-            .slots
-            .get_mut(key.index as usize)
-            .filter(|s| s.generation == key.generation && !matches!(s.state, State::Vacant))
+    fn free(&mut self, key: Key) -> Option<TaskFuture> {
+        let slot = self.slot_mut(key)?;
+        slot.live = false;
+        slot.queued = false;
+        let fut = slot.fut.take();
+        self.free.push(key.index);
+        fut
+    }
+}
+
+impl Store {
+    pub(crate) fn new(stats: Arc<Counters>) -> Arc<Self> {
+        let hashing = IdHashing::new();
+        Arc::new_cyclic(|me| Store {
+            shards: (0..SHARDS).map(|_| Padded(Mutex::new(Shard::new(hashing)))).collect(),
+            tasks: Mutex::default(),
+            queue: Padded(Mutex::new(Queue { runnables: VecDeque::new(), sleeping: 0, closed: false })),
+            work: Condvar::new(),
+            closed: AtomicBool::new(false),
+            stats,
+            me: me.clone(),
+        })
+    }
+
+    fn shard(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        relock(self.shards[shard].0.lock())
+    }
+
+    fn shard_of_key(&self, key: Key) -> MutexGuard<'_, Shard> {
+        self.shard(key.index as usize & (SHARDS - 1))
+    }
+
+    fn tasks(&self) -> MutexGuard<'_, Tasks> {
+        relock(self.tasks.lock())
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        relock(self.queue.0.lock())
+    }
+
+    /// Puts `runnable` on the run queue and wakes a sleeping worker for it. Called with no shard
+    /// locked, or with one (shards are always locked before the queue, never after).
+    fn push_runnable(&self, runnable: Runnable) {
+        let mut queue = self.queue();
+        queue.runnables.push_back(runnable);
+        if queue.sleeping > 0 {
+            self.work.notify_one();
+        }
+    }
+
+    // ---- nodes in --------------------------------------------------------------------------
+
+    /// Puts a new node in place; its `started` hook runs first. Gives the node back if its id is
+    /// in use or the store is closed.
+    pub(crate) fn insert(&self, id: NodeId, node: Box<dyn ErasedNode>) -> Result<(), Box<dyn ErasedNode>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(node);
+        }
+        let shard = shard_of(&id);
+        let mut guard = self.shard(shard);
+        if guard.index.contains_key(&id) {
+            return Err(node);
+        }
+        let key = guard.new_slot(shard, id, State::Starting(node));
+        guard.slots[(key.index >> SHARD_BITS) as usize].queued = true;
+        drop(guard);
+        self.push_runnable(Runnable::Node(key));
+        self.stats.spawned.bump();
+        Ok(())
+    }
+
+    /// Puts a node in place that needs no `started` hook and takes no work (the client node).
+    pub(crate) fn insert_idle(&self, id: NodeId, node: Box<dyn ErasedNode>) {
+        let shard = shard_of(&id);
+        self.shard(shard).new_slot(shard, id, State::Idle(node));
     }
 
     /// Puts `letter` in the mailbox of node `to`, and the node on the run queue if it was idle.
     pub(crate) fn deliver(&self, to: &NodeId, letter: Letter) -> Result<(), Undeliverable> {
-        let mut inner = self.lock();
-        let Some(&index) = inner.index.get(to) else { return Err(Undeliverable::NoSuchNode) };
-        let slot = &mut inner.slots[index as usize];
+        let shard = shard_of(to);
+        let mut guard = self.shard(shard);
+        let Some((slot, key)) = guard.find(to, shard) else { return Err(Undeliverable::NoSuchNode) };
         slot.mailbox.push_back(letter);
-        if matches!(slot.state, State::Idle(_)) && !slot.queued {
-            slot.queued = true;
-            let key = Key { index, generation: slot.generation };
-            match self.keep_next(key) {
-                Some(None) => {}
-                Some(Some(bumped)) => self.push_runnable(&mut inner, Runnable::Node(bumped)),
-                None => self.push_runnable(&mut inner, Runnable::Node(key)),
-            }
+        if !matches!(slot.state, State::Idle(_)) || slot.queued {
+            return Ok(());
+        }
+        slot.queued = true;
+        drop(guard);
+        match self.keep_next(key) {
+            Some(None) => {}
+            Some(Some(bumped)) => self.push_runnable(Runnable::Node(bumped)),
+            None => self.push_runnable(Runnable::Node(key)),
         }
         Ok(())
     }
@@ -280,11 +356,10 @@ impl Store {
             next.set((owner, None));
             key
         })?;
-        let mut inner = self.lock();
-        if inner.closed {
+        if self.closed.load(Ordering::Acquire) {
             return None;
         }
-        self.take_job(&mut inner, Runnable::Node(key))
+        self.take_job(Runnable::Node(key))
     }
 
     /// Puts the node this worker kept to run next on the run queue instead (fairness).
@@ -295,8 +370,7 @@ impl Store {
             key
         });
         if let Some(key) = key {
-            let mut inner = self.lock();
-            self.push_runnable(&mut inner, Runnable::Node(key));
+            self.push_runnable(Runnable::Node(key));
         }
     }
 
@@ -304,16 +378,16 @@ impl Store {
     /// what runs now ends; one suspended in an `async` handler ends at once, unhooked (its state
     /// is inside the handler). Returns what to drop unlocked.
     pub(crate) fn terminate(&self, id: &NodeId) -> Trash {
-        let mut inner = self.lock();
-        let Some(&index) = inner.index.get(id) else { return Vec::new() };
-        let slot = &mut inner.slots[index as usize];
-        let key = Key { index, generation: slot.generation };
+        let shard = shard_of(id);
+        let mut guard = self.shard(shard);
+        let Some((slot, key)) = guard.find(id, shard) else { return Vec::new() };
         slot.stop = true;
         match slot.state {
-            State::Suspended(_) => self.bury_locked(&mut inner, key, false),
+            State::Suspended(_) => self.bury_in(&mut guard, key, false),
             State::Idle(_) if !slot.queued => {
                 slot.queued = true;
-                self.push_runnable(&mut inner, Runnable::Node(key));
+                drop(guard);
+                self.push_runnable(Runnable::Node(key));
                 Vec::new()
             }
             _ => Vec::new(),
@@ -322,26 +396,29 @@ impl Store {
 
     /// Adds a task beside node `id`; gives it back if the node is gone.
     pub(crate) fn create_task(&self, id: &NodeId, fut: TaskFuture) -> Result<(), TaskFuture> {
-        let mut inner = self.lock();
-        let Some(&index) = inner.index.get(id) else { return Err(fut) };
-        let node = Key { index, generation: inner.slots[index as usize].generation };
-        let task = match inner.free_tasks.pop() {
+        let shard = shard_of(id);
+        let mut guard = self.shard(shard);
+        let Some((slot, node)) = guard.find(id, shard) else { return Err(fut) };
+        let mut tasks = self.tasks();
+        let task = match tasks.free.pop() {
             Some(i) => i,
             None => {
-                inner.tasks.push(TaskSlot { generation: 0, node, fut: None, live: false, queued: false, woken: false });
-                (inner.tasks.len() - 1) as u32
+                tasks.slots.push(TaskSlot { generation: 0, node, fut: None, live: false, queued: false, woken: false });
+                (tasks.slots.len() - 1) as u32
             }
         };
-        let slot = &mut inner.tasks[task as usize];
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.node = node;
-        slot.fut = Some(fut);
-        slot.live = true;
-        slot.queued = true;
-        slot.woken = false;
-        let key = Key { index: task, generation: slot.generation };
-        inner.slots[index as usize].tasks.push(key);
-        self.push_runnable(&mut inner, Runnable::Task(key));
+        let task_slot = &mut tasks.slots[task as usize];
+        task_slot.generation = task_slot.generation.wrapping_add(1);
+        task_slot.node = node;
+        task_slot.fut = Some(fut);
+        task_slot.live = true;
+        task_slot.queued = true;
+        task_slot.woken = false;
+        let key = Key { index: task, generation: task_slot.generation };
+        slot.tasks.push(key);
+        drop(tasks);
+        drop(guard);
+        self.push_runnable(Runnable::Task(key));
         Ok(())
     }
 
@@ -349,26 +426,32 @@ impl Store {
 
     /// The next job, waiting (without spinning) until there is one; `None` once closed.
     pub(crate) fn next_job(&self) -> Option<Job> {
-        let mut inner = self.lock();
         loop {
-            if inner.closed {
-                return None;
-            }
-            while let Some(runnable) = inner.run_queue.pop_front() {
-                if let Some(job) = self.take_job(&mut inner, runnable) {
-                    return Some(job);
+            let runnable = {
+                let mut queue = self.queue();
+                loop {
+                    if queue.closed {
+                        return None;
+                    }
+                    if let Some(runnable) = queue.runnables.pop_front() {
+                        break runnable;
+                    }
+                    queue.sleeping += 1;
+                    queue = relock(self.work.wait(queue));
+                    queue.sleeping -= 1;
                 }
+            };
+            if let Some(job) = self.take_job(runnable) {
+                return Some(job);
             }
-            inner.sleeping += 1;
-            inner = self.work.wait(inner).unwrap_or_else(PoisonError::into_inner);
-            inner.sleeping -= 1;
         }
     }
 
-    fn take_job(&self, inner: &mut Inner, runnable: Runnable) -> Option<Job> {
+    fn take_job(&self, runnable: Runnable) -> Option<Job> {
         match runnable {
             Runnable::Node(key) => {
-                let slot = Self::slot_mut(inner, key)?;
+                let mut guard = self.shard_of_key(key);
+                let slot = guard.slot_mut(key)?;
                 slot.queued = false;
                 let id = slot.id.clone();
                 match std::mem::replace(&mut slot.state, State::Busy) {
@@ -392,7 +475,8 @@ impl Store {
                 }
             }
             Runnable::Task(key) => {
-                let slot = inner.tasks.get_mut(key.index as usize).filter(|t| t.generation == key.generation)?;
+                let mut tasks = self.tasks();
+                let slot = tasks.slots.get_mut(key.index as usize).filter(|t| t.generation == key.generation)?;
                 slot.queued = false;
                 slot.woken = false;
                 let fut = slot.fut.take()?;
@@ -404,11 +488,10 @@ impl Store {
     /// A handler or hook of node `key` ended normally and gives the node back. If the worker may
     /// go on (`more`), the node's next job is returned at once, with no trip through the queue.
     pub(crate) fn put_back(&self, key: Key, node: Box<dyn ErasedNode>, more: bool) -> (Option<Job>, Trash) {
-        let mut inner = self.lock();
-        let Some(slot) = Self::slot_mut(&mut inner, key) else { return (None, vec![Box::new(node)]) };
-        let id = slot.id.clone();
+        let mut guard = self.shard_of_key(key);
+        let Some(slot) = guard.slot_mut(key) else { return (None, vec![Box::new(node)]) };
         if slot.stop {
-            return (Some(Job::Stop { key, id, node }), Vec::new());
+            return (Some(Job::Stop { key, id: slot.id.clone(), node }), Vec::new());
         }
         if slot.mailbox.is_empty() {
             slot.state = State::Idle(node);
@@ -416,84 +499,77 @@ impl Store {
         }
         if more {
             if let Some(letter) = slot.mailbox.pop_front() {
-                return (Some(Job::Handle { key, id, node, letter }), Vec::new());
+                return (Some(Job::Handle { key, id: slot.id.clone(), node, letter }), Vec::new());
             }
         }
         slot.state = State::Idle(node);
         slot.queued = true;
-        self.push_runnable(&mut inner, Runnable::Node(key));
+        drop(guard);
+        self.push_runnable(Runnable::Node(key));
         (None, Vec::new())
     }
 
     /// Node `key`'s `async` handler is waiting: keep its future until its waker fires.
     pub(crate) fn suspend(&self, key: Key, fut: ErasedNodeFuture) -> Trash {
-        let mut inner = self.lock();
-        let Some(slot) = Self::slot_mut(&mut inner, key) else { return vec![Box::new(fut)] };
+        let mut guard = self.shard_of_key(key);
+        let Some(slot) = guard.slot_mut(key) else { return vec![Box::new(fut)] };
         slot.state = State::Suspended(fut);
         if slot.stop {
-            return self.bury_locked(&mut inner, key, false);
+            return self.bury_in(&mut guard, key, false);
         }
         if slot.woken && !slot.queued {
             slot.woken = false;
             slot.queued = true;
-            self.push_runnable(&mut inner, Runnable::Node(key));
+            drop(guard);
+            self.push_runnable(Runnable::Node(key));
         }
         Vec::new()
     }
 
     /// A task is waiting: keep it until its waker fires.
     pub(crate) fn task_pending(&self, key: Key, fut: TaskFuture) -> Trash {
-        let mut inner = self.lock();
-        let Some(slot) = inner.tasks.get_mut(key.index as usize).filter(|t| t.generation == key.generation && t.live)
-        else {
-            return vec![Box::new(fut)];
-        };
+        let mut tasks = self.tasks();
+        let Some(slot) = tasks.slot_mut(key) else { return vec![Box::new(fut)] };
         slot.fut = Some(fut);
         if slot.woken && !slot.queued {
             slot.woken = false;
             slot.queued = true;
-            self.push_runnable(&mut inner, Runnable::Task(key));
+            drop(tasks);
+            self.push_runnable(Runnable::Task(key));
         }
         Vec::new()
     }
 
     /// A task ended (or panicked: then `panicked` and its node stops too).
     pub(crate) fn task_done(&self, key: Key, panicked: bool) -> Trash {
-        let mut inner = self.lock();
-        let Some(slot) = inner.tasks.get_mut(key.index as usize).filter(|t| t.generation == key.generation && t.live)
-        else {
-            return Vec::new();
+        let node = {
+            let mut tasks = self.tasks();
+            let Some(slot) = tasks.slot_mut(key) else { return Vec::new() };
+            let node = slot.node;
+            tasks.free(key);
+            node
         };
-        let node = slot.node;
-        Self::free_task(&mut inner, key);
-        if let Some(n) = Self::slot_mut(&mut inner, node) {
+        let mut guard = self.shard_of_key(node);
+        if let Some(n) = guard.slot_mut(node) {
             n.tasks.retain(|&t| t != key);
         }
         if panicked {
-            return self.bury_locked(&mut inner, node, true);
+            return self.bury_in(&mut guard, node, true);
         }
         Vec::new()
-    }
-
-    fn free_task(inner: &mut Inner, key: Key) -> Option<TaskFuture> {
-        let slot = inner.tasks.get_mut(key.index as usize).filter(|t| t.generation == key.generation && t.live)?;
-        slot.live = false;
-        slot.queued = false;
-        let fut = slot.fut.take();
-        inner.free_tasks.push(key.index);
-        fut
     }
 
     /// Ends node `key` for good: its state, tasks and mail go (mail counted as dropped), its slot
     /// is freed. `panicked` counts it as such.
     pub(crate) fn bury(&self, key: Key, panicked: bool) -> Trash {
-        let mut inner = self.lock();
-        self.bury_locked(&mut inner, key, panicked)
+        let mut guard = self.shard_of_key(key);
+        self.bury_in(&mut guard, key, panicked)
     }
 
-    fn bury_locked(&self, inner: &mut Inner, key: Key, panicked: bool) -> Trash {
+    /// [`Store::bury`] with `key`'s shard locked.
+    fn bury_in(&self, shard: &mut Shard, key: Key, panicked: bool) -> Trash {
         let mut trash: Trash = Vec::new();
-        let Some(slot) = Self::slot_mut(inner, key) else { return trash };
+        let Some(slot) = shard.slot_mut(key) else { return trash };
         match std::mem::replace(&mut slot.state, State::Vacant) {
             State::Starting(node) | State::Idle(node) => trash.push(Box::new(node)),
             State::Suspended(fut) => trash.push(Box::new(fut)),
@@ -503,11 +579,14 @@ impl Store {
         let tasks = std::mem::take(&mut slot.tasks);
         let id = slot.id.clone();
         slot.queued = false;
-        inner.index.remove(&id);
-        inner.free.push(key.index);
-        for task in tasks {
-            if let Some(fut) = Self::free_task(inner, task) {
-                trash.push(Box::new(fut));
+        shard.index.remove(&id);
+        shard.free.push(key.index >> SHARD_BITS);
+        if !tasks.is_empty() {
+            let mut table = self.tasks();
+            for task in tasks {
+                if let Some(fut) = table.free(task) {
+                    trash.push(Box::new(fut));
+                }
             }
         }
         for letter in mailbox {
@@ -532,32 +611,29 @@ impl Store {
     }
 
     fn wake(&self, runnable: Runnable) {
-        let mut inner = self.lock();
         match runnable {
             Runnable::Node(key) => {
-                let Some(slot) = Self::slot_mut(&mut inner, key) else { return };
+                let mut guard = self.shard_of_key(key);
+                let Some(slot) = guard.slot_mut(key) else { return };
                 match slot.state {
                     State::Suspended(_) if !slot.queued => {
                         slot.queued = true;
-                        self.push_runnable(&mut inner, runnable);
+                        drop(guard);
+                        self.push_runnable(runnable);
                     }
                     State::Busy => slot.woken = true,
                     _ => {}
                 }
             }
             Runnable::Task(key) => {
-                let Some(slot) = inner.tasks.get_mut(key.index as usize).filter(|t| t.generation == key.generation)
-                else {
-                    return;
-                };
-                if !slot.live {
-                    return;
-                }
+                let mut tasks = self.tasks();
+                let Some(slot) = tasks.slot_mut(key) else { return };
                 if slot.fut.is_none() {
                     slot.woken = true;
                 } else if !slot.queued {
                     slot.queued = true;
-                    self.push_runnable(&mut inner, runnable);
+                    drop(tasks);
+                    self.push_runnable(runnable);
                 }
             }
         }
@@ -567,9 +643,10 @@ impl Store {
 
     /// Runs `f` on node `id`'s state if it is idle.
     pub(crate) fn inspect<R>(&self, id: &NodeId, f: impl FnOnce(&dyn ErasedNode) -> R) -> Option<R> {
-        let inner = self.lock();
-        let &index = inner.index.get(id)?;
-        match &inner.slots[index as usize].state {
+        let shard = shard_of(id);
+        let mut guard = self.shard(shard);
+        let (slot, _) = guard.find(id, shard)?;
+        match &slot.state {
             State::Idle(node) => Some(f(&**node)),
             _ => None,
         }
@@ -577,43 +654,45 @@ impl Store {
 
     /// Whether node `id` is here and has not ended.
     pub(crate) fn contains(&self, id: &NodeId) -> bool {
-        self.lock().index.contains_key(id)
+        self.shard(shard_of(id)).index.contains_key(id)
     }
 
     /// How many nodes live here.
     pub(crate) fn len(&self) -> usize {
-        self.lock().index.len()
+        (0..SHARDS).map(|shard| self.shard(shard).index.len()).sum()
     }
 
     /// Stops the workers: `next_job` returns `None` from now on.
     pub(crate) fn close(&self) {
-        self.lock().closed = true;
+        self.closed.store(true, Ordering::Release);
+        self.queue().closed = true;
         self.work.notify_all();
     }
 
     /// Takes every idle node out (for its `stopping` hook) and empties the store; returns the
     /// nodes and what else to drop unlocked.
     pub(crate) fn drain(&self) -> (IdleNodes, Trash) {
-        let mut inner = self.lock();
         let mut idle = Vec::new();
         let mut trash: Trash = Vec::new();
-        for slot in inner.slots.drain(..) {
-            match slot.state {
-                State::Idle(node) => idle.push((slot.id, node)),
-                State::Starting(node) => trash.push(Box::new(node)),
-                State::Suspended(fut) => trash.push(Box::new(fut)),
-                State::Busy | State::Vacant => {}
+        for shard in 0..SHARDS {
+            let mut guard = self.shard(shard);
+            for slot in guard.slots.drain(..) {
+                match slot.state {
+                    State::Idle(node) => idle.push((slot.id, node)),
+                    State::Starting(node) => trash.push(Box::new(node)),
+                    State::Suspended(fut) => trash.push(Box::new(fut)),
+                    State::Busy | State::Vacant => {}
+                }
             }
+            guard.index.clear();
+            guard.free.clear();
         }
-        for task in inner.tasks.drain(..) {
+        for task in std::mem::take(&mut *self.tasks()).slots {
             if let Some(fut) = task.fut {
                 trash.push(Box::new(fut));
             }
         }
-        inner.index.clear();
-        inner.free.clear();
-        inner.free_tasks.clear();
-        inner.run_queue.clear();
+        self.queue().runnables.clear();
         (idle, trash)
     }
 }

@@ -82,7 +82,7 @@ fn step(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job, more: bool) ->
                     }
                 },
             };
-            bump(&core.stats.delivered);
+            core.stats.delivered.bump();
             match catch_unwind(AssertUnwindSafe(|| node.handle(ctrl, &id, message))) {
                 Ok(Ok(ErasedHandled::Done)) => core.store.put_back(key, node, more),
                 Ok(Ok(ErasedHandled::Async(message))) => {
