@@ -28,7 +28,7 @@
 //! CPU. Node code never runs with a lock of the store held.
 
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, LockResult, Mutex, MutexGuard, PoisonError, Weak};
@@ -129,9 +129,22 @@ pub(crate) enum Undeliverable {
     NoSuchNode,
 }
 
+/// A node a worker took out of the store to run next, with the letter it runs first.
+struct Kept {
+    key: Key,
+    id: NodeId,
+    node: Box<dyn ErasedNode>,
+    letter: Letter,
+}
+
+/// A worker's "next" slot: its store (by address, only compared) and the node it runs next.
+struct Next {
+    owner: usize,
+    kept: Option<Kept>,
+}
+
 thread_local! {
-    /// On a worker thread: its store (by address, only compared) and the node it runs next.
-    static NEXT: Cell<(usize, Option<Key>)> = const { Cell::new((0, None)) };
+    static NEXT: RefCell<Next> = const { RefCell::new(Next { owner: 0, kept: None }) };
 }
 
 /// Values whose drop runs user code (node states, futures): dropped after unlocking.
@@ -311,6 +324,11 @@ impl Store {
     }
 
     /// Puts `letter` in the mailbox of node `to`, and the node on the run queue if it was idle.
+    ///
+    /// On one of this store's workers, an idle receiver is not queued but taken out at once with
+    /// its first letter, for the worker to run next itself (a message a handler sends wakes its
+    /// receiver on the same thread, warm in cache, with no other thread woken and no second
+    /// trip to the store); a node kept before goes back to the run queue.
     pub(crate) fn deliver(&self, to: &NodeId, letter: Letter) -> Result<(), Undeliverable> {
         let shard = shard_of(to);
         let mut guard = self.shard(shard);
@@ -319,59 +337,66 @@ impl Store {
         if !matches!(slot.state, State::Idle(_)) || slot.queued {
             return Ok(());
         }
-        slot.queued = true;
+        if !self.on_worker() {
+            slot.queued = true;
+            drop(guard);
+            self.push_runnable(Runnable::Node(key));
+            return Ok(());
+        }
+        let node = match std::mem::replace(&mut slot.state, State::Busy) {
+            State::Idle(node) => node,
+            other => {
+                slot.state = other;
+                return Ok(());
+            }
+        };
+        let Some(letter) = slot.mailbox.pop_front() else {
+            slot.state = State::Idle(node);
+            return Ok(());
+        };
+        let kept = Kept { key, id: slot.id.clone(), node, letter };
         drop(guard);
-        match self.keep_next(key) {
-            Some(None) => {}
-            Some(Some(bumped)) => self.push_runnable(Runnable::Node(bumped)),
-            None => self.push_runnable(Runnable::Node(key)),
+        if let Some(before) = NEXT.with(|next| next.borrow_mut().kept.replace(kept)) {
+            self.give_back(before);
         }
         Ok(())
     }
 
-    /// On one of this store's workers: makes `key` the node it runs next (a message it just
-    /// sent wakes its receiver on the same thread, warm in cache, with no other thread woken)
-    /// and returns the node that was next before, if any, for the run queue. `None` elsewhere.
-    fn keep_next(&self, key: Key) -> Option<Option<Key>> {
+    /// Whether this thread is one of this store's workers.
+    fn on_worker(&self) -> bool {
         let me = self as *const Store as usize;
-        NEXT.with(|next| {
-            let (owner, before) = next.get();
-            if owner != me {
-                return None;
-            }
-            next.set((owner, Some(key)));
-            Some(before)
-        })
+        NEXT.with(|next| next.borrow().owner == me)
     }
 
     /// Marks this thread as one of this store's workers.
     pub(crate) fn enter_worker(&self) {
-        NEXT.with(|next| next.set((self as *const Store as usize, None)));
+        NEXT.with(|next| next.borrow_mut().owner = self as *const Store as usize);
     }
 
     /// The job of the node this worker kept to run next, if any.
     pub(crate) fn take_next(&self) -> Option<Job> {
-        let key = NEXT.with(|next| {
-            let (owner, key) = next.get();
-            next.set((owner, None));
-            key
-        })?;
-        if self.closed.load(Ordering::Acquire) {
-            return None;
-        }
-        self.take_job(Runnable::Node(key))
+        let Kept { key, id, node, letter } = NEXT.with(|next| next.borrow_mut().kept.take())?;
+        Some(Job::Handle { key, id, node, letter })
     }
 
-    /// Puts the node this worker kept to run next on the run queue instead (fairness).
+    /// Puts the node this worker kept to run next back in the store, on the run queue (for
+    /// fairness, or because the worker stops).
     pub(crate) fn spill_next(&self) {
-        let key = NEXT.with(|next| {
-            let (owner, key) = next.get();
-            next.set((owner, None));
-            key
-        });
-        if let Some(key) = key {
-            self.push_runnable(Runnable::Node(key));
+        if let Some(kept) = NEXT.with(|next| next.borrow_mut().kept.take()) {
+            self.give_back(kept);
         }
+    }
+
+    /// Puts a kept node back: idle, its letter first in its mailbox, on the run queue.
+    fn give_back(&self, kept: Kept) {
+        let Kept { key, id: _, node, letter } = kept;
+        let mut guard = self.shard_of_key(key);
+        let Some(slot) = guard.slot_mut(key) else { return };
+        slot.state = State::Idle(node);
+        slot.mailbox.push_front(letter);
+        slot.queued = true;
+        drop(guard);
+        self.push_runnable(Runnable::Node(key));
     }
 
     /// Asks node `id` to stop: an idle node runs its `stopping` hook next; a busy one stops when

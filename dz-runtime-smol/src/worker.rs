@@ -21,47 +21,39 @@ const BATCH: u32 = 64;
 const NEXT_STREAK: u32 = 64;
 
 /// Runs jobs until the machine closes its store.
+///
+/// The worker is *corked* (frames its handlers send to other machines queue per peer) while it
+/// runs a streak of jobs, and uncorked, which writes them, before it looks at the shared run
+/// queue (where it may sleep).
 pub(crate) fn run(core: Arc<Core>) {
     let ctrl: Arc<dyn MachineController> = core.clone();
     core.store.enter_worker();
-    let mut streak = 0;
     loop {
-        let next = if streak < NEXT_STREAK {
-            core.store.take_next()
-        } else {
-            core.store.spill_next();
-            None
-        };
-        let job = match next {
-            Some(job) => {
-                streak += 1;
-                job
-            }
-            None => {
-                streak = 0;
-                match core.store.next_job() {
-                    Some(job) => job,
-                    None => return,
-                }
-            }
-        };
+        let Some(job) = core.store.next_job() else { break };
+        peer::cork();
         run_job(&core, &ctrl, job);
+        for _ in 1..NEXT_STREAK {
+            match core.store.take_next() {
+                Some(job) => run_job(&core, &ctrl, job),
+                None => break,
+            }
+        }
+        core.store.spill_next();
+        peer::uncork(&core);
     }
+    core.store.spill_next();
 }
 
-/// Runs `job`, then the jobs of the same node that follow from it, up to [`BATCH`]; what they
-/// send to other machines leaves at the end, one write per peer.
+/// Runs `job`, then the jobs of the same node that follow from it, up to [`BATCH`].
 fn run_job(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job) {
     let mut next = Some(job);
     let mut budget = BATCH;
-    peer::cork();
     while let Some(job) = next.take() {
         budget = budget.saturating_sub(1);
         let (job, trash) = step(core, ctrl, job, budget > 0);
         drop(trash);
         next = job;
     }
-    peer::uncork(core);
 }
 
 fn step(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job, more: bool) -> (Option<Job>, Trash) {
