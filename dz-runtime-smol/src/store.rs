@@ -33,6 +33,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, LockResult, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Wake, Waker};
+use std::time::{Duration, Instant};
 
 use dz_core::controller::{AnyMessage, ErasedNode, ErasedNodeFuture, TaskFuture};
 use dz_core::NodeId;
@@ -62,6 +63,9 @@ pub(crate) struct Letter {
     pub(crate) from: NodeId,
     pub(crate) mail: Mail,
 }
+
+/// How long a worker with nothing to do looks for work before it sleeps.
+const SPIN: Duration = Duration::from_micros(50);
 
 /// A node's slot: index and generation, so that a key never names a later node in the same slot.
 /// A node's index keeps its shard in its low [`SHARD_BITS`] bits; a task's is its slot's.
@@ -449,8 +453,14 @@ impl Store {
 
     // ---- workers ---------------------------------------------------------------------------
 
-    /// The next job, waiting (without spinning) until there is one; `None` once closed.
+    /// The next job, waiting until there is one; `None` once closed.
+    ///
+    /// A worker that finds the queue empty looks again for up to [`SPIN`] before it sleeps: work
+    /// that comes in a stream from another thread (a client spawning nodes, a peer's frames) is
+    /// then picked up without a sleep and a wake-up per item, while an idle machine still sleeps
+    /// after that short while.
     pub(crate) fn next_job(&self) -> Option<Job> {
+        let mut spin_since: Option<Instant> = None;
         loop {
             let runnable = {
                 let mut queue = self.queue();
@@ -459,15 +469,30 @@ impl Store {
                         return None;
                     }
                     if let Some(runnable) = queue.runnables.pop_front() {
-                        break runnable;
+                        break Some(runnable);
                     }
+                    let since = *spin_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() < SPIN {
+                        break None;
+                    }
+                    spin_since = None;
                     queue.sleeping += 1;
                     queue = relock(self.work.wait(queue));
                     queue.sleeping -= 1;
                 }
             };
-            if let Some(job) = self.take_job(runnable) {
-                return Some(job);
+            match runnable {
+                Some(runnable) => {
+                    spin_since = None;
+                    if let Some(job) = self.take_job(runnable) {
+                        return Some(job);
+                    }
+                }
+                None => {
+                    for _ in 0..64 {
+                        std::hint::spin_loop();
+                    }
+                }
             }
         }
     }
