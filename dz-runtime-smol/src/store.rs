@@ -88,18 +88,53 @@ enum State {
     Suspended(ErasedNodeFuture),
 }
 
+/// No slot: the end of a chain of slots whose ids share a hash.
+const NONE: u32 = u32::MAX;
+
+/// The hash a shard's map keys an id by: its 64-bit hash, of which the unit tests keep only two
+/// bits, so that they walk long chains of ids that share one.
+fn chain_hash(id: &NodeId) -> u64 {
+    const MASK: u64 = if cfg!(test) { 0b11 } else { u64::MAX };
+    id.stable_hash() & MASK
+}
+
+/// A node's place in its shard: 72 bytes, so that a million idle nodes cost little more than
+/// their states and ids.
 struct Slot {
     id: NodeId,
-    generation: u32,
     state: State,
-    mailbox: VecDeque<Letter>,
+    /// Made on the node's first mail or task, and kept for the slot's next nodes.
+    extra: Option<Box<Extra>>,
+    generation: u32,
+    /// The next slot of this shard whose id has the same 64-bit hash (almost always [`NONE`]).
+    same_hash: u32,
     /// On the run queue.
     queued: bool,
     /// Its `async` handler was woken while being polled.
     woken: bool,
     /// Asked to stop: it stops once what runs now ends.
     stop: bool,
+}
+
+/// What only nodes that get mail or make tasks need.
+#[derive(Default)]
+struct Extra {
+    mailbox: VecDeque<Letter>,
     tasks: Vec<Key>,
+}
+
+impl Slot {
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn pop_letter(&mut self) -> Option<Letter> {
+        self.extra.as_mut()?.mailbox.pop_front()
+    }
+
+    fn has_mail(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| !e.mailbox.is_empty())
+    }
 }
 
 struct TaskSlot {
@@ -158,10 +193,15 @@ pub(crate) type Trash = Vec<Box<dyn Any + Send>>;
 pub(crate) type IdleNodes = Vec<(NodeId, Box<dyn ErasedNode>)>;
 
 /// Part of the nodes (those whose id hashes to it), with its own lock.
+///
+/// Its map goes from an id's 64-bit hash to the first slot of the (almost always one-long) chain
+/// of slots whose ids have that hash: 16 bytes per entry where the id itself as key would take
+/// 32, and the slot says which id it holds.
 struct Shard {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    index: HashMap<NodeId, u32, IdHashing>,
+    index: HashMap<u64, u32, IdHashing>,
+    live: usize,
 }
 
 /// The tasks of all nodes.
@@ -197,7 +237,49 @@ fn relock<T>(result: LockResult<MutexGuard<'_, T>>) -> MutexGuard<'_, T> {
 
 impl Shard {
     fn new(hashing: IdHashing) -> Self {
-        Shard { slots: Vec::new(), free: Vec::new(), index: HashMap::with_hasher(hashing) }
+        Shard { slots: Vec::new(), free: Vec::new(), index: HashMap::with_hasher(hashing), live: 0 }
+    }
+
+    /// The local index of node `id`'s slot.
+    fn local_of(&self, id: &NodeId) -> Option<u32> {
+        let mut local = *self.index.get(&chain_hash(id))?;
+        while local != NONE {
+            let slot = &self.slots[local as usize];
+            if slot.id == *id {
+                return Some(local);
+            }
+            local = slot.same_hash;
+        }
+        None
+    }
+
+    /// Whether node `id` is here.
+    fn contains(&self, id: &NodeId) -> bool {
+        self.local_of(id).is_some()
+    }
+
+    /// Takes slot `local` (which holds `id`) out of its hash chain.
+    fn unlink(&mut self, id: &NodeId, local: u32) {
+        let hash = chain_hash(id);
+        let next = self.slots[local as usize].same_hash;
+        let Some(&head) = self.index.get(&hash) else { return };
+        if head == local {
+            if next == NONE {
+                self.index.remove(&hash);
+            } else {
+                self.index.insert(hash, next);
+            }
+            return;
+        }
+        let mut at = head;
+        while at != NONE {
+            let after = self.slots[at as usize].same_hash;
+            if after == local {
+                self.slots[at as usize].same_hash = next;
+                return;
+            }
+            at = after;
+        }
     }
 
     /// The slot of `key` (whose shard this is), if it still holds that node.
@@ -209,7 +291,7 @@ impl Shard {
 
     /// The slot and key of node `id`.
     fn find(&mut self, id: &NodeId, shard: usize) -> Option<(&mut Slot, Key)> {
-        let &local = self.index.get(id)?;
+        let local = self.local_of(id)?;
         let slot = &mut self.slots[local as usize];
         let key = Key { index: (local << SHARD_BITS) | shard as u32, generation: slot.generation };
         Some((slot, key))
@@ -221,26 +303,28 @@ impl Shard {
             None => {
                 self.slots.push(Slot {
                     id: id.clone(),
-                    generation: 0,
                     state: State::Vacant,
-                    mailbox: VecDeque::new(),
+                    extra: None,
+                    generation: 0,
+                    same_hash: NONE,
                     queued: false,
                     woken: false,
                     stop: false,
-                    tasks: Vec::new(),
                 });
                 (self.slots.len() - 1) as u32
             }
         };
+        let same_hash = self.index.insert(chain_hash(&id), local).unwrap_or(NONE);
         let slot = &mut self.slots[local as usize];
         slot.generation = slot.generation.wrapping_add(1);
-        slot.id = id.clone();
+        slot.id = id;
         slot.state = state;
+        slot.same_hash = same_hash;
         slot.queued = false;
         slot.woken = false;
         slot.stop = false;
         let generation = slot.generation;
-        self.index.insert(id, local);
+        self.live += 1;
         Key { index: (local << SHARD_BITS) | shard as u32, generation }
     }
 }
@@ -310,7 +394,7 @@ impl Store {
         }
         let shard = shard_of(&id);
         let mut guard = self.shard(shard);
-        if guard.index.contains_key(&id) {
+        if guard.contains(&id) {
             return Err(node);
         }
         let key = guard.new_slot(shard, id, State::Starting(node));
@@ -337,7 +421,7 @@ impl Store {
         let shard = shard_of(to);
         let mut guard = self.shard(shard);
         let Some((slot, key)) = guard.find(to, shard) else { return Err(Undeliverable::NoSuchNode) };
-        slot.mailbox.push_back(letter);
+        slot.extra().mailbox.push_back(letter);
         if !matches!(slot.state, State::Idle(_)) || slot.queued {
             return Ok(());
         }
@@ -354,7 +438,7 @@ impl Store {
                 return Ok(());
             }
         };
-        let Some(letter) = slot.mailbox.pop_front() else {
+        let Some(letter) = slot.pop_letter() else {
             slot.state = State::Idle(node);
             return Ok(());
         };
@@ -397,7 +481,7 @@ impl Store {
         let mut guard = self.shard_of_key(key);
         let Some(slot) = guard.slot_mut(key) else { return };
         slot.state = State::Idle(node);
-        slot.mailbox.push_front(letter);
+        slot.extra().mailbox.push_front(letter);
         slot.queued = true;
         drop(guard);
         self.push_runnable(Runnable::Node(key));
@@ -444,7 +528,7 @@ impl Store {
         task_slot.queued = true;
         task_slot.woken = false;
         let key = Key { index: task, generation: task_slot.generation };
-        slot.tasks.push(key);
+        slot.extra().tasks.push(key);
         drop(tasks);
         drop(guard);
         self.push_runnable(Runnable::Task(key));
@@ -507,7 +591,7 @@ impl Store {
                 match std::mem::replace(&mut slot.state, State::Busy) {
                     State::Starting(node) => Some(Job::Start { key, id, node }),
                     State::Idle(node) if slot.stop => Some(Job::Stop { key, id, node }),
-                    State::Idle(node) => match slot.mailbox.pop_front() {
+                    State::Idle(node) => match slot.pop_letter() {
                         Some(letter) => Some(Job::Handle { key, id, node, letter }),
                         None => {
                             slot.state = State::Idle(node);
@@ -543,12 +627,12 @@ impl Store {
         if slot.stop {
             return (Some(Job::Stop { key, id: slot.id.clone(), node }), Vec::new());
         }
-        if slot.mailbox.is_empty() {
+        if !slot.has_mail() {
             slot.state = State::Idle(node);
             return (None, Vec::new());
         }
         if more {
-            if let Some(letter) = slot.mailbox.pop_front() {
+            if let Some(letter) = slot.pop_letter() {
                 return (Some(Job::Handle { key, id: slot.id.clone(), node, letter }), Vec::new());
             }
         }
@@ -600,8 +684,8 @@ impl Store {
             node
         };
         let mut guard = self.shard_of_key(node);
-        if let Some(n) = guard.slot_mut(node) {
-            n.tasks.retain(|&t| t != key);
+        if let Some(extra) = guard.slot_mut(node).and_then(|n| n.extra.as_mut()) {
+            extra.tasks.retain(|&t| t != key);
         }
         if panicked {
             return self.bury_in(&mut guard, node, true);
@@ -625,12 +709,16 @@ impl Store {
             State::Suspended(fut) => trash.push(Box::new(fut)),
             State::Busy | State::Vacant => {}
         }
-        let mailbox = std::mem::take(&mut slot.mailbox);
-        let tasks = std::mem::take(&mut slot.tasks);
+        let (mailbox, tasks) = match slot.extra.as_mut() {
+            Some(extra) => (std::mem::take(&mut extra.mailbox), std::mem::take(&mut extra.tasks)),
+            None => (VecDeque::new(), Vec::new()),
+        };
         let id = slot.id.clone();
         slot.queued = false;
-        shard.index.remove(&id);
-        shard.free.push(key.index >> SHARD_BITS);
+        let local = key.index >> SHARD_BITS;
+        shard.unlink(&id, local);
+        shard.free.push(local);
+        shard.live -= 1;
         if !tasks.is_empty() {
             let mut table = self.tasks();
             for task in tasks {
@@ -704,12 +792,12 @@ impl Store {
 
     /// Whether node `id` is here and has not ended.
     pub(crate) fn contains(&self, id: &NodeId) -> bool {
-        self.shard(shard_of(id)).index.contains_key(id)
+        self.shard(shard_of(id)).contains(id)
     }
 
     /// How many nodes live here.
     pub(crate) fn len(&self) -> usize {
-        (0..SHARDS).map(|shard| self.shard(shard).index.len()).sum()
+        (0..SHARDS).map(|shard| self.shard(shard).live).sum()
     }
 
     /// Stops the workers: `next_job` returns `None` from now on.
@@ -736,6 +824,7 @@ impl Store {
             }
             guard.index.clear();
             guard.free.clear();
+            guard.live = 0;
         }
         for task in std::mem::take(&mut *self.tasks()).slots {
             if let Some(fut) = task.fut {
@@ -762,5 +851,59 @@ impl Wake for StoreWaker {
         if let Some(store) = self.store.upgrade() {
             store.wake(self.runnable);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dz_core::Driver;
+
+    use super::*;
+
+    fn ids(n: usize) -> Vec<NodeId> {
+        (0..n).map(|i| NodeId::from(format!("Driver_{i:012}"))).collect()
+    }
+
+    /// Stops node `id` as a worker would: terminate, take its job, bury it.
+    fn stop(store: &Store, id: &NodeId) {
+        drop(store.terminate(id));
+        let runnable = store.queue().runnables.pop_front();
+        match runnable.and_then(|r| store.take_job(r)) {
+            Some(Job::Stop { key, .. }) => drop(store.bury(key, false)),
+            _ => panic!("no stop job for {id}"),
+        }
+    }
+
+    #[test]
+    fn a_slot_is_72_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 72);
+    }
+
+    #[test]
+    fn ids_that_share_a_hash_are_found_removed_and_reused_apart() {
+        let store = Store::new(Arc::default());
+        let all = ids(300);
+        for id in &all {
+            store.insert_idle(id.clone(), Box::new(Driver));
+        }
+        assert_eq!(store.len(), 300);
+        // Remove every other node: from the head, the middle and the end of the chains.
+        for id in all.iter().step_by(2) {
+            stop(&store, id);
+        }
+        assert_eq!(store.len(), 150);
+        for (i, id) in all.iter().enumerate() {
+            assert_eq!(store.contains(id), i % 2 == 1, "{id}");
+            let letter = Letter { from: id.clone(), mail: Mail::Json(Box::new([])) };
+            assert_eq!(store.deliver(id, letter).is_ok(), i % 2 == 1, "{id}");
+        }
+        // The freed slots take new nodes, and an id in use is refused.
+        for id in all.iter().step_by(2) {
+            assert!(store.insert(id.clone(), Box::new(Driver)).is_ok());
+        }
+        assert!(store.insert(all[1].clone(), Box::new(Driver)).is_err());
+        assert_eq!(store.len(), 300);
+        assert!(all.iter().all(|id| store.contains(id)));
+        assert!(!store.contains(&NodeId::from("Driver_elsewhere")));
     }
 }
