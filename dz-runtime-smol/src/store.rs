@@ -421,26 +421,27 @@ impl Store {
         let shard = shard_of(to);
         let mut guard = self.shard(shard);
         let Some((slot, key)) = guard.find(to, shard) else { return Err(Undeliverable::NoSuchNode) };
-        slot.extra().mailbox.push_back(letter);
-        if !matches!(slot.state, State::Idle(_)) || slot.queued {
+        let idle = matches!(slot.state, State::Idle(_)) && !slot.queued;
+        if !idle || slot.has_mail() {
+            slot.extra().mailbox.push_back(letter);
             return Ok(());
         }
         if !self.on_worker() {
+            slot.extra().mailbox.push_back(letter);
             slot.queued = true;
             drop(guard);
             self.push_runnable(Runnable::Node(key));
             return Ok(());
         }
+        // Idle with an empty mailbox: the letter goes with the node, and never into the mailbox.
         let node = match std::mem::replace(&mut slot.state, State::Busy) {
             State::Idle(node) => node,
             other => {
+                // Not reached: `idle` was checked under this same lock.
                 slot.state = other;
+                slot.extra().mailbox.push_back(letter);
                 return Ok(());
             }
-        };
-        let Some(letter) = slot.pop_letter() else {
-            slot.state = State::Idle(node);
-            return Ok(());
         };
         let kept = Kept { key, id: slot.id.clone(), node, letter };
         drop(guard);
