@@ -224,6 +224,9 @@ pub(crate) struct Store {
     tasks: Mutex<Tasks>,
     queue: Padded<Mutex<Queue>>,
     work: Condvar,
+    /// A worker is looking for work before it sleeps (one at most, so that idle workers do not
+    /// take the cores of the threads that make their work).
+    spinning: AtomicBool,
     closed: AtomicBool,
     stats: Arc<Counters>,
     me: Weak<Store>,
@@ -352,6 +355,7 @@ impl Store {
             tasks: Mutex::default(),
             queue: Padded(Mutex::new(Queue { runnables: VecDeque::new(), sleeping: 0, closed: false })),
             work: Condvar::new(),
+            spinning: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             stats,
             me: me.clone(),
@@ -540,27 +544,31 @@ impl Store {
 
     /// The next job, waiting until there is one; `None` once closed.
     ///
-    /// A worker that finds the queue empty looks again for up to [`SPIN`] before it sleeps: work
-    /// that comes in a stream from another thread (a client spawning nodes, a peer's frames) is
-    /// then picked up without a sleep and a wake-up per item, while an idle machine still sleeps
-    /// after that short while.
+    /// A worker that finds the queue empty looks again for up to [`SPIN`] before it sleeps (if
+    /// no other worker is doing so already): work that comes in a stream from another thread (a
+    /// client spawning nodes, a peer's frames) is then picked up without a sleep and a wake-up
+    /// per item, while an idle machine still sleeps after that short while.
     pub(crate) fn next_job(&self) -> Option<Job> {
-        let mut spin_since: Option<Instant> = None;
-        loop {
+        let mut spinning_since: Option<Instant> = None;
+        let job = loop {
             let runnable = {
                 let mut queue = self.queue();
                 loop {
                     if queue.closed {
-                        return None;
+                        break None;
                     }
                     if let Some(runnable) = queue.runnables.pop_front() {
                         break Some(runnable);
                     }
-                    let since = *spin_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() < SPIN {
+                    if spinning_since.is_none() && !self.spinning.swap(true, Ordering::Acquire) {
+                        spinning_since = Some(Instant::now());
+                    }
+                    if spinning_since.is_some_and(|since| since.elapsed() < SPIN) {
                         break None;
                     }
-                    spin_since = None;
+                    if spinning_since.take().is_some() {
+                        self.spinning.store(false, Ordering::Release);
+                    }
                     queue.sleeping += 1;
                     queue = relock(self.work.wait(queue));
                     queue.sleeping -= 1;
@@ -568,18 +576,22 @@ impl Store {
             };
             match runnable {
                 Some(runnable) => {
-                    spin_since = None;
                     if let Some(job) = self.take_job(runnable) {
-                        return Some(job);
+                        break Some(job);
                     }
                 }
-                None => {
+                None if spinning_since.is_some() && !self.closed.load(Ordering::Acquire) => {
                     for _ in 0..64 {
                         std::hint::spin_loop();
                     }
                 }
+                None => break None,
             }
+        };
+        if spinning_since.is_some() {
+            self.spinning.store(false, Ordering::Release);
         }
+        job
     }
 
     fn take_job(&self, runnable: Runnable) -> Option<Job> {
