@@ -58,19 +58,27 @@
 //!
 //! ## How a machine runs its nodes
 //!
-//! - **Store**: nodes live in a slab (one slot each: the boxed state, a `VecDeque` mailbox, a
-//!   few flags), indexed by id. There is no executor task and no channel per node.
+//! - **Store**: nodes live in slabs (one 72-byte slot each: the id, the boxed state, a few
+//!   flags, and a box made on first use for the mailbox and the task list), split over 64 shards
+//!   by a hash of the id, each behind its own lock. There is no executor task and no channel per
+//!   node.
 //! - **Scheduling**: a node with work (its `started` hook, mail, a woken `async` handler, a stop
 //!   request) is put once on the machine's run queue. Worker threads (one per core by default)
 //!   take nodes off it; a node taken is *busy* until the worker gives it back, so its handlers
 //!   never run concurrently, and a worker handles up to 64 of its messages in a row before
-//!   letting others have a turn. Idle workers sleep on a condition variable: an idle machine
-//!   uses no CPU.
+//!   letting others have a turn. A message a handler sends to an idle local node hands that node
+//!   (with the message) straight to the sending worker, which runs it next: a conversation stays
+//!   on one thread and wakes no other. Idle workers look for work for 50 µs, then sleep on a
+//!   condition variable: an idle machine uses no CPU.
 //! - **`async` handlers** become a future kept in the node's slot; the node's mailbox is held
 //!   until it ends, and its waker puts the node back on the run queue. Tasks made with
 //!   `create_task` go through the same queue, and die with their node.
 //! - **Local messages** are moved into the receiver's mailbox as typed values: no serialising.
-//!   A mailbox is first in, first out, so each sender's messages arrive in send order.
+//!   A mailbox is first in, first out, so each sender's messages arrive in send order. Per
+//!   local message the runtime allocates nothing beyond the `Box` the context made for it (a
+//!   slot's mailbox box is made once, and a mailbox grows only when fuller than ever before); it takes the receiver's shard lock
+//!   once and the sender's once, clones the sender's and the receiver's ids (a reference count
+//!   each), and adds to two per-thread counters.
 //! - **Time** is microseconds since the machine started. Timers (`sleep_ms`, `send_after`,
 //!   `send_every`) sit in one heap driven by one task on the I/O thread, which sleeps until the
 //!   earliest deadline.

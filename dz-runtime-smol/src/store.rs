@@ -1,31 +1,44 @@
 //! The node store and its scheduler: nodes in sharded slabs, a mailbox per node, one run queue.
 //!
-//! A node is a slot in a `Vec`: its state (boxed), its mailbox (a `VecDeque`) and a few flags.
-//! There is no executor task and no channel per node. The slots are split over 64 *shards* by a
-//! hash of the node's id, each shard with its own lock, its own slab and its own id → slot map;
-//! a node's key (slot index and generation) keeps its shard in the low bits of the index. So two
-//! workers running different nodes rarely want the same lock, and each lock is held only for a
-//! few map and `VecDeque` operations. The tasks of all nodes share one more lock, and the run
-//! queue another; a thread that holds a shard may take the tasks' lock or the queue's, never the
-//! other way round, and no thread holds two shards at once.
+//! ## How nodes are kept
+//!
+//! A node is a 72-byte slot in a `Vec`: its id, its state (boxed, behind `dyn ErasedNode`), a
+//! generation, a few flags, and a pointer to a box made on its first mail or task that holds its
+//! mailbox (a `VecDeque` of letters) and its task list — an idle node that never had mail pays
+//! for neither. There is no executor task and no channel per node.
+//!
+//! The slots are split over 64 *shards* by a hash of the node's id, each shard with its own lock,
+//! its own slab and its own map from the id's 64-bit hash (kept in the [`NodeId`] since it was
+//! made) to the slot; ids that share a hash are chained through their slots. A node's key (slot
+//! index and generation) keeps its shard in the low bits of the index. So two workers running
+//! different nodes rarely want the same lock, and each lock is held only for a map look-up and
+//! a few `VecDeque` operations. The tasks of all nodes share one more lock, and the run queue
+//! another; a thread that holds a shard may take the tasks' lock or the queue's, never the other
+//! way round, and no thread holds two shards at once.
+//!
+//! ## How nodes are scheduled
 //!
 //! A node with work to do (a first `started` hook, mail, a woken `async` handler, a stop
 //! request) is put once on the run queue; a worker takes it off, and while the worker has it the
 //! node is `Busy`, so no other worker can run it: a node's handlers never run concurrently. Mail
 //! that arrives meanwhile waits in the mailbox and the worker picks it up before giving the node
-//! back.
+//! back (up to a batch; then the node goes back on the queue, behind the others).
+//!
+//! A message sent by a handler to an idle node of the same machine does not go through the
+//! queue: the worker takes the receiver out of the store at once, with that letter (which never
+//! enters the mailbox), and runs it next itself — one node at a time, giving any node kept
+//! before back to the queue, and for a bounded streak. A conversation between two nodes thus
+//! stays on one thread, warm in cache, and wakes no other; each message costs one lock of the
+//! receiver's shard to hand it over and one of the sender's to give the sender back.
 //!
 //! An `async` handler becomes a future kept in the node's slot (`Suspended`); it holds the
 //! mailbox until it ends, and its waker puts the node back on the run queue. Tasks made with
 //! `create_task` live in a slab of their own and go through the same run queue.
 //!
-//! A message sent by a handler to an idle node of the same machine does not go through the
-//! queue: the worker keeps its receiver to run next itself (one node at a time, bumping any
-//! earlier one to the queue, and for at most a bounded streak), so a conversation between two
-//! nodes stays on one thread and wakes no other.
-//!
-//! Workers that find the run queue empty sleep on a condition variable: an idle machine uses no
-//! CPU. Node code never runs with a lock of the store held.
+//! A worker that finds the run queue empty looks again for 50 µs (one such worker at a time),
+//! then sleeps on a condition variable: work streaming in from another thread is picked up
+//! without a wake-up per item, and an idle machine uses no CPU. Node code never runs with a lock
+//! of the store held.
 
 use std::any::Any;
 use std::cell::RefCell;
