@@ -17,7 +17,7 @@ use dz_core::{MachineHandle, NodeId, RawHandle, TimerToken, Transport};
 
 use crate::peer::{self, Peers};
 use crate::stats::{bump, Counters};
-use crate::store::{Letter, Mail, Store, Undeliverable};
+use crate::store::{Letter, RemoteLetter, Store, Undeliverable};
 use crate::timers::{instant_after, Timers};
 use crate::wire::{self, Wire};
 
@@ -113,8 +113,8 @@ impl Core {
     // ---- local delivery ----------------------------------------------------------------------
 
     /// Puts a message in the mailbox of `to`, a node of this machine, or drops and counts it.
-    pub(crate) fn deliver_local(&self, from: NodeId, to: &NodeId, mail: Mail) {
-        if let Err(Undeliverable::NoSuchNode) = self.store.deliver(to, Letter { from, mail }) {
+    pub(crate) fn deliver_local(&self, to: &NodeId, letter: Letter) {
+        if let Err(Undeliverable::NoSuchNode) = self.store.deliver(to, letter) {
             tracing::debug!(%to, "dz: dropped a message for a node that is not here");
             bump(&self.stats.dropped_no_node);
         }
@@ -122,7 +122,7 @@ impl Core {
 
     /// Delivers a timer's message; `false` if its node is gone.
     pub(crate) fn deliver_timer(&self, node: &NodeId, message: Box<dyn AnyMessage>) -> bool {
-        self.store.deliver(node, Letter { from: node.clone(), mail: Mail::Local(message) }).is_ok()
+        self.store.deliver(node, Letter::Local(message)).is_ok()
     }
 
     /// Starts `node` here under `id`.
@@ -143,7 +143,8 @@ impl Core {
     pub(crate) fn receive(&self, wire: Wire<'_>) -> Result<(), &'static str> {
         match wire {
             Wire::Msg { from, to, message } => {
-                self.deliver_local(from, &to, Mail::Json(message.get().as_bytes().into()));
+                let json = message.get().as_bytes().into();
+                self.deliver_local(&to, Letter::Remote(Box::new(RemoteLetter { from, json })));
                 Ok(())
             }
             Wire::Spawn { from, id, node_type, state } => {
@@ -205,7 +206,7 @@ impl MachineController for Core {
         let address = to.transport().address();
         if self.is_local(to.machine_id(), address) {
             self.stats.sent_local.bump();
-            self.deliver_local(from.clone(), to.id(), Mail::Local(message));
+            self.deliver_local(to.id(), Letter::Local(message));
             return;
         }
         bump(&self.stats.sent_remote);

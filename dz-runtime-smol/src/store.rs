@@ -55,26 +55,41 @@ use crate::index::{shard_of, IdHashing, SHARDS, SHARD_BITS};
 use crate::padded::Padded;
 use crate::stats::{bump, Counters};
 
-/// A message waiting in a mailbox: typed if it came from this machine, JSON if from afar (it is
-/// decoded by the worker that runs the node).
-pub(crate) enum Mail {
+/// A message waiting in a mailbox (24 bytes).
+///
+/// One from a node of this machine is its typed value and nothing more: its sender is not kept,
+/// so that a local send clones no id (the logs of a dropped local message cannot name the
+/// sender). One from afar is JSON, with its sender, decoded by the worker that runs the node.
+pub(crate) enum Letter {
     Local(Box<dyn AnyMessage>),
-    Json(Box<[u8]>),
+    Remote(Box<RemoteLetter>),
 }
 
-impl Mail {
+/// What the logs say for the sender of a local letter.
+pub(crate) const LOCAL_SENDER: &str = "(a node of this machine)";
+
+/// A message from another machine.
+pub(crate) struct RemoteLetter {
+    pub(crate) from: NodeId,
+    pub(crate) json: Box<[u8]>,
+}
+
+impl Letter {
+    /// The message's name, for logs.
     fn name(&self) -> &'static str {
         match self {
-            Mail::Local(m) => m.name(),
-            Mail::Json(_) => "(from the network)",
+            Letter::Local(m) => m.name(),
+            Letter::Remote(_) => "(from the network)",
         }
     }
-}
 
-/// A message and its sender.
-pub(crate) struct Letter {
-    pub(crate) from: NodeId,
-    pub(crate) mail: Mail,
+    /// The sender, for logs: its id if the letter came from afar.
+    pub(crate) fn sender(&self) -> &str {
+        match self {
+            Letter::Local(_) => LOCAL_SENDER,
+            Letter::Remote(remote) => remote.from.as_str(),
+        }
+    }
 }
 
 /// How long a worker with nothing to do looks for work before it sleeps.
@@ -754,7 +769,7 @@ impl Store {
             }
         }
         for letter in mailbox {
-            tracing::debug!(from = %letter.from, to = %id, message = letter.mail.name(), "dz: dropped: node ended");
+            tracing::debug!(from = letter.sender(), to = %id, message = letter.name(), "dz: dropped: node ended");
             bump(&self.stats.dropped_no_node);
         }
         bump(&self.stats.terminated);
@@ -920,7 +935,7 @@ mod tests {
         assert_eq!(store.len(), 150);
         for (i, id) in all.iter().enumerate() {
             assert_eq!(store.contains(id), i % 2 == 1, "{id}");
-            let letter = Letter { from: id.clone(), mail: Mail::Json(Box::new([])) };
+            let letter = Letter::Remote(Box::new(RemoteLetter { from: id.clone(), json: Box::new([]) }));
             assert_eq!(store.deliver(id, letter).is_ok(), i % 2 == 1, "{id}");
         }
         // The freed slots take new nodes, and an id in use is refused.

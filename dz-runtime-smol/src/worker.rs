@@ -11,7 +11,7 @@ use dz_core::NodeId;
 use crate::core::Core;
 use crate::peer;
 use crate::stats::bump;
-use crate::store::{Job, Key, Mail, Trash};
+use crate::store::{Job, Key, Letter, Trash, LOCAL_SENDER};
 
 /// How many messages a worker handles for one node before giving others their turn.
 const BATCH: u32 = 64;
@@ -63,12 +63,13 @@ fn step(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job, more: bool) ->
             Err(panic) => panicked(core, key, &id, &*panic),
         },
         Job::Handle { key, id, mut node, letter } => {
-            let message = match letter.mail {
-                Mail::Local(m) => m,
-                Mail::Json(bytes) => match node.decode_message(&bytes) {
-                    Ok(m) => m,
+            // The sender is known (for the logs) only of a message from afar.
+            let (message, from) = match letter {
+                Letter::Local(m) => (m, None),
+                Letter::Remote(remote) => match node.decode_message(&remote.json) {
+                    Ok(m) => (m, Some(remote.from)),
                     Err(error) => {
-                        tracing::warn!(from = %letter.from, to = %id, %error, "dz: dropped a message that does not decode");
+                        tracing::warn!(from = %remote.from, to = %id, %error, "dz: dropped a message that does not decode");
                         bump(&core.stats.dropped_undecodable);
                         return core.store.put_back(key, node, more);
                     }
@@ -83,7 +84,8 @@ fn step(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job, more: bool) ->
                     (Some(Job::Poll { key, id, fut, waker }), Vec::new())
                 }
                 Ok(Err(error)) => {
-                    tracing::warn!(from = %letter.from, to = %id, %error, "dz: dropped a message of the wrong type");
+                    let from = from.as_ref().map_or(LOCAL_SENDER, NodeId::as_str);
+                    tracing::warn!(from, to = %id, %error, "dz: dropped a message of the wrong type");
                     bump(&core.stats.dropped_wrong_type);
                     core.store.put_back(key, node, more)
                 }
