@@ -15,9 +15,10 @@ use dz_core::ids::new_id;
 use dz_core::rng::DetRng;
 use dz_core::{MachineHandle, NodeId, RawHandle, TimerToken, Transport};
 
+use crate::letter::{Letter, RemoteLetter};
 use crate::peer::{self, Peers};
 use crate::stats::{bump, Counters};
-use crate::store::{Letter, RemoteLetter, Store, Undeliverable};
+use crate::store::{Store, Undeliverable};
 use crate::timers::{instant_after, Timers};
 use crate::wire::{self, Wire};
 

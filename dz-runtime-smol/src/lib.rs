@@ -78,7 +78,7 @@
 //!   local message the runtime allocates nothing beyond the `Box` the context made for it (a
 //!   slot's mailbox box is made once, and a mailbox grows only when fuller than ever before); it takes the receiver's shard lock
 //!   once and the sender's once, clones the receiver's id (a reference count), and adds to two
-//!   per-thread counters. A letter in a mailbox is 24 bytes; one from a node of this machine
+//!   per-thread counters. A letter in a mailbox is 16 bytes; one from a node of this machine
 //!   does not keep its sender, so the logs of a dropped local message do not name it.
 //! - **Time** is microseconds since the machine started. Timers (`sleep_ms`, `send_after`,
 //!   `send_every`) sit in one heap driven by one task on the I/O thread, which sleeps until the
@@ -121,9 +121,11 @@ mod core;
 mod error;
 mod frame;
 mod index;
+mod letter;
 mod machine;
 mod padded;
 mod peer;
+mod shard;
 mod stats;
 mod store;
 mod timers;

@@ -42,128 +42,23 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, LockResult, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
-use dz_core::controller::{AnyMessage, ErasedNode, ErasedNodeFuture, TaskFuture};
+use dz_core::controller::{ErasedNode, ErasedNodeFuture, TaskFuture};
 use dz_core::NodeId;
 
 use crate::index::{shard_of, IdHashing, SHARDS, SHARD_BITS};
+use crate::letter::Letter;
 use crate::padded::Padded;
+use crate::shard::{Key, Shard, State};
 use crate::stats::{bump, Counters};
-
-/// A message waiting in a mailbox (24 bytes).
-///
-/// One from a node of this machine is its typed value and nothing more: its sender is not kept,
-/// so that a local send clones no id (the logs of a dropped local message cannot name the
-/// sender). One from afar is JSON, with its sender, decoded by the worker that runs the node.
-pub(crate) enum Letter {
-    Local(Box<dyn AnyMessage>),
-    Remote(Box<RemoteLetter>),
-}
-
-/// What the logs say for the sender of a local letter.
-pub(crate) const LOCAL_SENDER: &str = "(a node of this machine)";
-
-/// A message from another machine.
-pub(crate) struct RemoteLetter {
-    pub(crate) from: NodeId,
-    pub(crate) json: Box<[u8]>,
-}
-
-impl Letter {
-    /// The message's name, for logs.
-    fn name(&self) -> &'static str {
-        match self {
-            Letter::Local(m) => m.name(),
-            Letter::Remote(_) => "(from the network)",
-        }
-    }
-
-    /// The sender, for logs: its id if the letter came from afar.
-    pub(crate) fn sender(&self) -> &str {
-        match self {
-            Letter::Local(_) => LOCAL_SENDER,
-            Letter::Remote(remote) => remote.from.as_str(),
-        }
-    }
-}
 
 /// How long a worker with nothing to do looks for work before it sleeps.
 const SPIN: Duration = Duration::from_micros(50);
-
-/// A node's slot: index and generation, so that a key never names a later node in the same slot.
-/// A node's index keeps its shard in its low [`SHARD_BITS`] bits; a task's is its slot's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Key {
-    index: u32,
-    generation: u32,
-}
-
-enum State {
-    /// Free slot.
-    Vacant,
-    /// Spawned; its `started` hook has not run yet.
-    Starting(Box<dyn ErasedNode>),
-    /// Waiting for mail.
-    Idle(Box<dyn ErasedNode>),
-    /// A worker has it (a hook, a handler, or a poll of its `async` handler).
-    Busy,
-    /// Inside an `async` handler that is waiting; the node lives in the future.
-    Suspended(ErasedNodeFuture),
-}
-
-/// No slot: the end of a chain of slots whose ids share a hash.
-const NONE: u32 = u32::MAX;
-
-/// The hash a shard's map keys an id by: its 64-bit hash, of which the unit tests keep only two
-/// bits, so that they walk long chains of ids that share one.
-fn chain_hash(id: &NodeId) -> u64 {
-    const MASK: u64 = if cfg!(test) { 0b11 } else { u64::MAX };
-    id.stable_hash() & MASK
-}
-
-/// A node's place in its shard: 72 bytes, so that a million idle nodes cost little more than
-/// their states and ids.
-struct Slot {
-    id: NodeId,
-    state: State,
-    /// Made on the node's first mail or task, and kept for the slot's next nodes.
-    extra: Option<Box<Extra>>,
-    generation: u32,
-    /// The next slot of this shard whose id has the same 64-bit hash (almost always [`NONE`]).
-    same_hash: u32,
-    /// On the run queue.
-    queued: bool,
-    /// Its `async` handler was woken while being polled.
-    woken: bool,
-    /// Asked to stop: it stops once what runs now ends.
-    stop: bool,
-}
-
-/// What only nodes that get mail or make tasks need.
-#[derive(Default)]
-struct Extra {
-    mailbox: VecDeque<Letter>,
-    tasks: Vec<Key>,
-}
-
-impl Slot {
-    fn extra(&mut self) -> &mut Extra {
-        self.extra.get_or_insert_with(Box::default)
-    }
-
-    fn pop_letter(&mut self) -> Option<Letter> {
-        self.extra.as_mut()?.mailbox.pop_front()
-    }
-
-    fn has_mail(&self) -> bool {
-        self.extra.as_ref().is_some_and(|e| !e.mailbox.is_empty())
-    }
-}
 
 struct TaskSlot {
     generation: u32,
@@ -220,18 +115,6 @@ pub(crate) type Trash = Vec<Box<dyn Any + Send>>;
 /// Nodes taken out of the store with their ids.
 pub(crate) type IdleNodes = Vec<(NodeId, Box<dyn ErasedNode>)>;
 
-/// Part of the nodes (those whose id hashes to it), with its own lock.
-///
-/// Its map goes from an id's 64-bit hash to the first slot of the (almost always one-long) chain
-/// of slots whose ids have that hash: 16 bytes per entry where the id itself as key would take
-/// 32, and the slot says which id it holds.
-struct Shard {
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    index: HashMap<u64, u32, IdHashing>,
-    live: usize,
-}
-
 /// The tasks of all nodes.
 #[derive(Default)]
 struct Tasks {
@@ -264,100 +147,6 @@ pub(crate) struct Store {
 /// never runs under its locks).
 fn relock<T>(result: LockResult<MutexGuard<'_, T>>) -> MutexGuard<'_, T> {
     result.unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Shard {
-    fn new(hashing: IdHashing) -> Self {
-        Shard { slots: Vec::new(), free: Vec::new(), index: HashMap::with_hasher(hashing), live: 0 }
-    }
-
-    /// The local index of node `id`'s slot.
-    fn local_of(&self, id: &NodeId) -> Option<u32> {
-        let mut local = *self.index.get(&chain_hash(id))?;
-        while local != NONE {
-            let slot = &self.slots[local as usize];
-            if slot.id == *id {
-                return Some(local);
-            }
-            local = slot.same_hash;
-        }
-        None
-    }
-
-    /// Whether node `id` is here.
-    fn contains(&self, id: &NodeId) -> bool {
-        self.local_of(id).is_some()
-    }
-
-    /// Takes slot `local` (which holds `id`) out of its hash chain.
-    fn unlink(&mut self, id: &NodeId, local: u32) {
-        let hash = chain_hash(id);
-        let next = self.slots[local as usize].same_hash;
-        let Some(&head) = self.index.get(&hash) else { return };
-        if head == local {
-            if next == NONE {
-                self.index.remove(&hash);
-            } else {
-                self.index.insert(hash, next);
-            }
-            return;
-        }
-        let mut at = head;
-        while at != NONE {
-            let after = self.slots[at as usize].same_hash;
-            if after == local {
-                self.slots[at as usize].same_hash = next;
-                return;
-            }
-            at = after;
-        }
-    }
-
-    /// The slot of `key` (whose shard this is), if it still holds that node.
-    fn slot_mut(&mut self, key: Key) -> Option<&mut Slot> {
-        self.slots
-            .get_mut((key.index >> SHARD_BITS) as usize)
-            .filter(|s| s.generation == key.generation && !matches!(s.state, State::Vacant))
-    }
-
-    /// The slot and key of node `id`.
-    fn find(&mut self, id: &NodeId, shard: usize) -> Option<(&mut Slot, Key)> {
-        let local = self.local_of(id)?;
-        let slot = &mut self.slots[local as usize];
-        let key = Key { index: (local << SHARD_BITS) | shard as u32, generation: slot.generation };
-        Some((slot, key))
-    }
-
-    fn new_slot(&mut self, shard: usize, id: NodeId, state: State) -> Key {
-        let local = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(Slot {
-                    id: id.clone(),
-                    state: State::Vacant,
-                    extra: None,
-                    generation: 0,
-                    same_hash: NONE,
-                    queued: false,
-                    woken: false,
-                    stop: false,
-                });
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let same_hash = self.index.insert(chain_hash(&id), local).unwrap_or(NONE);
-        let slot = &mut self.slots[local as usize];
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.id = id;
-        slot.state = state;
-        slot.same_hash = same_hash;
-        slot.queued = false;
-        slot.woken = false;
-        slot.stop = false;
-        let generation = slot.generation;
-        self.live += 1;
-        Key { index: (local << SHARD_BITS) | shard as u32, generation }
-    }
 }
 
 impl Tasks {
@@ -900,6 +689,7 @@ mod tests {
     use dz_core::Driver;
 
     use super::*;
+    use crate::letter::RemoteLetter;
 
     fn ids(n: usize) -> Vec<NodeId> {
         (0..n).map(|i| NodeId::from(format!("Driver_{i:012}"))).collect()
@@ -913,11 +703,6 @@ mod tests {
             Some(Job::Stop { key, .. }) => drop(store.bury(key, false)),
             _ => panic!("no stop job for {id}"),
         }
-    }
-
-    #[test]
-    fn a_slot_is_72_bytes() {
-        assert_eq!(std::mem::size_of::<Slot>(), 72);
     }
 
     #[test]

@@ -9,9 +9,11 @@ use dz_core::controller::{ErasedHandled, MachineController};
 use dz_core::NodeId;
 
 use crate::core::Core;
+use crate::letter::{Letter, LOCAL_SENDER};
 use crate::peer;
+use crate::shard::Key;
 use crate::stats::bump;
-use crate::store::{Job, Key, Letter, Trash, LOCAL_SENDER};
+use crate::store::{Job, Trash};
 
 /// How many messages a worker handles for one node before giving others their turn.
 const BATCH: u32 = 64;

@@ -1,0 +1,203 @@
+//! A shard of the node store: a slab of node slots and the map from ids to slots, behind one of
+//! the store's locks (the store, in `store.rs`, does the locking and the scheduling).
+//!
+//! A slot is 72 bytes: the node's id, its state, a generation, a few flags, and a box made on the
+//! node's first mail or task that holds its mailbox and task list. The map goes from an id's
+//! 64-bit hash (kept in the [`NodeId`] since it was made) to the first slot of the chain of slots
+//! whose ids share that hash — almost always one slot long — so that an entry is 16 bytes where
+//! the id itself as key would take 32.
+
+use std::collections::{HashMap, VecDeque};
+
+use dz_core::controller::{ErasedNode, ErasedNodeFuture};
+use dz_core::NodeId;
+
+use crate::index::{IdHashing, SHARD_BITS};
+use crate::letter::Letter;
+
+/// A node's slot: index and generation, so that a key never names a later node in the same slot.
+/// A node's index keeps its shard in its low [`SHARD_BITS`] bits; a task's is its slot's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Key {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+pub(crate) enum State {
+    /// Free slot.
+    Vacant,
+    /// Spawned; its `started` hook has not run yet.
+    Starting(Box<dyn ErasedNode>),
+    /// Waiting for mail.
+    Idle(Box<dyn ErasedNode>),
+    /// A worker has it (a hook, a handler, or a poll of its `async` handler).
+    Busy,
+    /// Inside an `async` handler that is waiting; the node lives in the future.
+    Suspended(ErasedNodeFuture),
+}
+
+/// No slot: the end of a chain of slots whose ids share a hash.
+const NONE: u32 = u32::MAX;
+
+/// The hash a shard's map keys an id by: its 64-bit hash, of which the unit tests keep only two
+/// bits, so that they walk long chains of ids that share one.
+fn chain_hash(id: &NodeId) -> u64 {
+    const MASK: u64 = if cfg!(test) { 0b11 } else { u64::MAX };
+    id.stable_hash() & MASK
+}
+
+/// A node's place in its shard: 72 bytes, so that a million idle nodes cost little more than
+/// their states and ids.
+pub(crate) struct Slot {
+    pub(crate) id: NodeId,
+    pub(crate) state: State,
+    /// Made on the node's first mail or task, and kept for the slot's next nodes.
+    pub(crate) extra: Option<Box<Extra>>,
+    pub(crate) generation: u32,
+    /// The next slot of this shard whose id has the same 64-bit hash (almost always [`NONE`]).
+    pub(crate) same_hash: u32,
+    /// On the run queue.
+    pub(crate) queued: bool,
+    /// Its `async` handler was woken while being polled.
+    pub(crate) woken: bool,
+    /// Asked to stop: it stops once what runs now ends.
+    pub(crate) stop: bool,
+}
+
+/// What only nodes that get mail or make tasks need.
+#[derive(Default)]
+pub(crate) struct Extra {
+    pub(crate) mailbox: VecDeque<Letter>,
+    pub(crate) tasks: Vec<Key>,
+}
+
+impl Slot {
+    pub(crate) fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    pub(crate) fn pop_letter(&mut self) -> Option<Letter> {
+        self.extra.as_mut()?.mailbox.pop_front()
+    }
+
+    pub(crate) fn has_mail(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| !e.mailbox.is_empty())
+    }
+}
+
+/// Part of the nodes (those whose id hashes to it), with its own lock.
+///
+/// Its map goes from an id's 64-bit hash to the first slot of the (almost always one-long) chain
+/// of slots whose ids have that hash: 16 bytes per entry where the id itself as key would take
+/// 32, and the slot says which id it holds.
+pub(crate) struct Shard {
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) free: Vec<u32>,
+    pub(crate) index: HashMap<u64, u32, IdHashing>,
+    pub(crate) live: usize,
+}
+
+impl Shard {
+    pub(crate) fn new(hashing: IdHashing) -> Self {
+        Shard { slots: Vec::new(), free: Vec::new(), index: HashMap::with_hasher(hashing), live: 0 }
+    }
+
+    /// The local index of node `id`'s slot.
+    pub(crate) fn local_of(&self, id: &NodeId) -> Option<u32> {
+        let mut local = *self.index.get(&chain_hash(id))?;
+        while local != NONE {
+            let slot = &self.slots[local as usize];
+            if slot.id == *id {
+                return Some(local);
+            }
+            local = slot.same_hash;
+        }
+        None
+    }
+
+    /// Whether node `id` is here.
+    pub(crate) fn contains(&self, id: &NodeId) -> bool {
+        self.local_of(id).is_some()
+    }
+
+    /// Takes slot `local` (which holds `id`) out of its hash chain.
+    pub(crate) fn unlink(&mut self, id: &NodeId, local: u32) {
+        let hash = chain_hash(id);
+        let next = self.slots[local as usize].same_hash;
+        let Some(&head) = self.index.get(&hash) else { return };
+        if head == local {
+            if next == NONE {
+                self.index.remove(&hash);
+            } else {
+                self.index.insert(hash, next);
+            }
+            return;
+        }
+        let mut at = head;
+        while at != NONE {
+            let after = self.slots[at as usize].same_hash;
+            if after == local {
+                self.slots[at as usize].same_hash = next;
+                return;
+            }
+            at = after;
+        }
+    }
+
+    /// The slot of `key` (whose shard this is), if it still holds that node.
+    pub(crate) fn slot_mut(&mut self, key: Key) -> Option<&mut Slot> {
+        self.slots
+            .get_mut((key.index >> SHARD_BITS) as usize)
+            .filter(|s| s.generation == key.generation && !matches!(s.state, State::Vacant))
+    }
+
+    /// The slot and key of node `id`.
+    pub(crate) fn find(&mut self, id: &NodeId, shard: usize) -> Option<(&mut Slot, Key)> {
+        let local = self.local_of(id)?;
+        let slot = &mut self.slots[local as usize];
+        let key = Key { index: (local << SHARD_BITS) | shard as u32, generation: slot.generation };
+        Some((slot, key))
+    }
+
+    pub(crate) fn new_slot(&mut self, shard: usize, id: NodeId, state: State) -> Key {
+        let local = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    id: id.clone(),
+                    state: State::Vacant,
+                    extra: None,
+                    generation: 0,
+                    same_hash: NONE,
+                    queued: false,
+                    woken: false,
+                    stop: false,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let same_hash = self.index.insert(chain_hash(&id), local).unwrap_or(NONE);
+        let slot = &mut self.slots[local as usize];
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.id = id;
+        slot.state = state;
+        slot.same_hash = same_hash;
+        slot.queued = false;
+        slot.woken = false;
+        slot.stop = false;
+        let generation = slot.generation;
+        self.live += 1;
+        Key { index: (local << SHARD_BITS) | shard as u32, generation }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_is_72_bytes_and_a_letter_16() {
+        assert_eq!(std::mem::size_of::<Slot>(), 72);
+        assert_eq!(std::mem::size_of::<Letter>(), 16);
+    }
+}
