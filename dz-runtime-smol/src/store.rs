@@ -41,7 +41,7 @@
 //! of the store held.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, LockResult, Mutex, MutexGuard, PoisonError, Weak};
@@ -99,14 +99,11 @@ struct Kept {
     letter: Letter,
 }
 
-/// A worker's "next" slot: its store (by address, only compared) and the node it runs next.
-struct Next {
-    owner: usize,
-    kept: Option<Kept>,
-}
-
 thread_local! {
-    static NEXT: RefCell<Next> = const { RefCell::new(Next { owner: 0, kept: None }) };
+    /// On a worker thread: its store (by address, only compared).
+    static WORKER_OF: Cell<usize> = const { Cell::new(0) };
+    /// On a worker thread: the node it runs next.
+    static NEXT: RefCell<Option<Kept>> = const { RefCell::new(None) };
 }
 
 /// Values whose drop runs user code (node states, futures): dropped after unlocking.
@@ -266,7 +263,7 @@ impl Store {
         };
         let kept = Kept { key, id: slot.id.clone(), node, letter };
         drop(guard);
-        if let Some(before) = NEXT.with(|next| next.borrow_mut().kept.replace(kept)) {
+        if let Some(before) = NEXT.with(|next| next.borrow_mut().replace(kept)) {
             self.give_back(before);
         }
         Ok(())
@@ -274,25 +271,24 @@ impl Store {
 
     /// Whether this thread is one of this store's workers.
     fn on_worker(&self) -> bool {
-        let me = self as *const Store as usize;
-        NEXT.with(|next| next.borrow().owner == me)
+        WORKER_OF.with(|of| of.get() == self as *const Store as usize)
     }
 
     /// Marks this thread as one of this store's workers.
     pub(crate) fn enter_worker(&self) {
-        NEXT.with(|next| next.borrow_mut().owner = self as *const Store as usize);
+        WORKER_OF.with(|of| of.set(self as *const Store as usize));
     }
 
     /// The job of the node this worker kept to run next, if any.
     pub(crate) fn take_next(&self) -> Option<Job> {
-        let Kept { key, id, node, letter } = NEXT.with(|next| next.borrow_mut().kept.take())?;
+        let Kept { key, id, node, letter } = NEXT.with(|next| next.borrow_mut().take())?;
         Some(Job::Handle { key, id, node, letter })
     }
 
     /// Puts the node this worker kept to run next back in the store, on the run queue (for
     /// fairness, or because the worker stops).
     pub(crate) fn spill_next(&self) {
-        if let Some(kept) = NEXT.with(|next| next.borrow_mut().kept.take()) {
+        if let Some(kept) = NEXT.with(|next| next.borrow_mut().take()) {
             self.give_back(kept);
         }
     }
