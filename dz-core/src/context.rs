@@ -30,7 +30,15 @@ pub struct Context<'a, N> {
     /// The node's own random stream, when the runtime lends it for one handler call (saving a
     /// round trip to the controller per draw); otherwise draws go through the controller.
     rng: Option<&'a mut DetRng>,
+    /// The delegation chain of the message being handled; empty in hooks, tasks and timers.
+    chain: Chain<'a>,
     _node: PhantomData<fn() -> N>,
+}
+
+/// A chain borrowed for one synchronous handler, or shared by an `async` one.
+enum Chain<'a> {
+    Borrowed(&'a [NodeId]),
+    Shared(Arc<[NodeId]>),
 }
 
 impl<N> fmt::Debug for Context<'_, N> {
@@ -42,7 +50,65 @@ impl<N> fmt::Debug for Context<'_, N> {
 impl<'a, N: Node> Context<'a, N> {
     /// For runtimes: the context of node `id` on the machine behind `ctrl`, for one handler call.
     pub fn for_runtime(ctrl: &'a Arc<dyn MachineController>, id: &'a NodeId) -> Self {
-        Context { ctrl: Cow::Borrowed(ctrl), id: Cow::Borrowed(id), rng: None, _node: PhantomData }
+        Context {
+            ctrl: Cow::Borrowed(ctrl),
+            id: Cow::Borrowed(id),
+            rng: None,
+            chain: Chain::Borrowed(&[]),
+            _node: PhantomData,
+        }
+    }
+
+    /// For runtimes: the same context, handling a message that came through a handle whose
+    /// delegation chain is `chain`.
+    pub fn with_chain(mut self, chain: &'a [NodeId]) -> Self {
+        self.chain = Chain::Borrowed(chain);
+        self
+    }
+
+    /// For runtimes: [`Context::with_chain`] with a shared chain, for contexts that outlive the
+    /// call (`async` handlers).
+    pub fn with_shared_chain(mut self, chain: Arc<[NodeId]>) -> Self {
+        self.chain = Chain::Shared(chain);
+        self
+    }
+
+    /// The delegation chain of the handle the message being handled was sent through: the node
+    /// the receiver issued it for, then each node it was passed to with
+    /// [`Context::transfer_handle`]. Between machines the chain is verified (the message opens only
+    /// under the key of that chain), so its first node answers for the message. Within one
+    /// machine messages are not sealed and the chain is the one the sender's handle names.
+    ///
+    /// Empty in `started` and `stopping` hooks, in tasks, and for timer messages.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use dz_core::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize, Default)]
+    /// pub struct Audited { senders: Vec<Vec<NodeId>> }
+    ///
+    /// #[node]
+    /// impl Audited {
+    ///     #[handler]
+    ///     fn act(&mut self, ctx: &mut Context<Self>) {
+    ///         self.senders.push(ctx.chain().to_vec());
+    ///     }
+    /// }
+    ///
+    /// let mut sim = dz_core::sim::Simulation::new(3);
+    /// let m = sim.add_machine();
+    /// let audited = sim.spawn(Audited::default(), &m);
+    /// audited.act(&mut sim.driver());
+    /// sim.run_until_idle();
+    /// assert_eq!(sim.inspect(&audited, |a| a.senders.clone()), Some(vec![vec![sim.driver_id().clone()]]));
+    /// ```
+    pub fn chain(&self) -> &[NodeId] {
+        match &self.chain {
+            Chain::Borrowed(chain) => chain,
+            Chain::Shared(chain) => chain,
+        }
     }
 
     /// For runtimes: the same context, drawing random numbers from `rng`, the node's own stream,
@@ -253,7 +319,13 @@ impl<'a, N: Node> Context<'a, N> {
 impl<N: Node> Context<'static, N> {
     /// For runtimes: a context that owns what it needs, for `async` handlers and tasks.
     pub fn for_runtime_owned(ctrl: Arc<dyn MachineController>, id: NodeId) -> Self {
-        Context { ctrl: Cow::Owned(ctrl), id: Cow::Owned(id), rng: None, _node: PhantomData }
+        Context {
+            ctrl: Cow::Owned(ctrl),
+            id: Cow::Owned(id),
+            rng: None,
+            chain: Chain::Borrowed(&[]),
+            _node: PhantomData,
+        }
     }
 }
 

@@ -237,6 +237,25 @@ pub enum DeliveryError {
     },
 }
 
+/// What a runtime lends a synchronous handler call ([`ErasedNode::handle`]).
+pub struct Call<'a> {
+    /// The machine's controller.
+    pub ctrl: &'a Arc<dyn MachineController>,
+    /// The node's id.
+    pub id: &'a NodeId,
+    /// The delegation chain of the message ([`Context::chain`]).
+    pub chain: &'a [NodeId],
+    /// The node's own random stream, if the runtime keeps one per node; draws go through the
+    /// controller otherwise.
+    pub rng: Option<&'a mut DetRng>,
+}
+
+impl fmt::Debug for Call<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call").field("id", self.id).field("chain", &self.chain).finish_non_exhaustive()
+    }
+}
+
 /// A node with its type erased: what runtimes store and drive. Implemented for every [`Node`].
 pub trait ErasedNode: Send + 'static {
     /// The node's [`Node::TYPE_NAME`].
@@ -260,29 +279,14 @@ pub trait ErasedNode: Send + 'static {
     /// # Errors
     ///
     /// [`DeliveryError::WrongMessageType`] when the message is not of this node's type.
-    fn handle(
-        &mut self,
-        ctrl: &Arc<dyn MachineController>,
-        id: &NodeId,
-        message: Box<dyn AnyMessage>,
-    ) -> Result<ErasedHandled, DeliveryError>;
-    /// [`ErasedNode::handle`], lending the handler the node's own random stream.
-    ///
-    /// # Errors
-    ///
-    /// As [`ErasedNode::handle`].
-    fn handle_with_rng(
-        &mut self,
-        ctrl: &Arc<dyn MachineController>,
-        id: &NodeId,
-        rng: &mut DetRng,
-        message: Box<dyn AnyMessage>,
-    ) -> Result<ErasedHandled, DeliveryError>;
-    /// Runs an `async` handler as a future that owns the node.
+    fn handle(&mut self, call: Call<'_>, message: Box<dyn AnyMessage>) -> Result<ErasedHandled, DeliveryError>;
+    /// Runs an `async` handler as a future that owns the node; `chain` is the message's
+    /// delegation chain ([`Context::chain`]).
     fn handle_async(
         self: Box<Self>,
         ctrl: Arc<dyn MachineController>,
         id: NodeId,
+        chain: Arc<[NodeId]>,
         message: Box<dyn Any + Send>,
     ) -> ErasedNodeFuture;
     /// Runs the node's `started` hook.
@@ -381,31 +385,21 @@ impl<N: Node> ErasedNode for N {
         }
     }
 
-    fn handle(
-        &mut self,
-        ctrl: &Arc<dyn MachineController>,
-        id: &NodeId,
-        message: Box<dyn AnyMessage>,
-    ) -> Result<ErasedHandled, DeliveryError> {
+    fn handle(&mut self, call: Call<'_>, message: Box<dyn AnyMessage>) -> Result<ErasedHandled, DeliveryError> {
         let message = downcast_message::<N>(message)?;
-        Ok(dispatch(self, Context::for_runtime(ctrl, id), *message))
-    }
-
-    fn handle_with_rng(
-        &mut self,
-        ctrl: &Arc<dyn MachineController>,
-        id: &NodeId,
-        rng: &mut DetRng,
-        message: Box<dyn AnyMessage>,
-    ) -> Result<ErasedHandled, DeliveryError> {
-        let message = downcast_message::<N>(message)?;
-        Ok(dispatch(self, Context::for_runtime(ctrl, id).with_rng(rng), *message))
+        let ctx = Context::for_runtime(call.ctrl, call.id).with_chain(call.chain);
+        let ctx = match call.rng {
+            Some(rng) => ctx.with_rng(rng),
+            None => ctx,
+        };
+        Ok(dispatch(self, ctx, *message))
     }
 
     fn handle_async(
         self: Box<Self>,
         ctrl: Arc<dyn MachineController>,
         id: NodeId,
+        chain: Arc<[NodeId]>,
         message: Box<dyn Any + Send>,
     ) -> ErasedNodeFuture {
         // `ErasedHandled::Async` only ever carries `N::Message`; anything else is a runtime bug.
@@ -413,7 +407,7 @@ impl<N: Node> ErasedNode for N {
             Ok(m) => *m,
             Err(_) => return Box::pin(async move { self as Box<dyn ErasedNode> }),
         };
-        let future = Node::handle_async(self, Context::for_runtime_owned(ctrl, id), message);
+        let future = Node::handle_async(self, Context::for_runtime_owned(ctrl, id).with_shared_chain(chain), message);
         Box::pin(async move { future.await as Box<dyn ErasedNode> })
     }
 

@@ -22,4 +22,12 @@ pub enum HandleError {
         /// The kind the JSON names.
         found: String,
     },
+    /// A transport's delegation chain is empty or too long.
+    #[error("a handle's delegation chain has 1 to {max} links, this one has {len}")]
+    BadChain {
+        /// The chain's length.
+        len: usize,
+        /// The longest chain accepted.
+        max: usize,
+    },
 }

@@ -6,7 +6,8 @@
 //!
 //! ```json
 //! {"type":"node","id":"Ponger_x3Kq9ZbT0aLm","node_type":"Ponger","machine":"Machine_0aZ...",
-//!  "transport":{"address":"sim://Machine_0aZ...","chain":["Pinger_Qw..."]}}
+//!  "transport":{"address":"sim://Machine_0aZ...","chain":["Pinger_Qw..."],
+//!               "key":"q0Xh...base64...="}}
 //! {"type":"machine","id":"Machine_0aZ...","address":"sim://Machine_0aZ..."}
 //! ```
 
@@ -22,45 +23,119 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::HandleError;
 use crate::ids::{MachineId, NodeId};
 use crate::node::{HandleApi, Node};
+use crate::security::{LinkKey, MAX_CHAIN};
 
-/// Everything one sender needs to reach one receiver: the receiving machine's address and the
+/// Everything one sender needs to reach one receiver: the receiving machine's address, the
 /// delegation chain of the handle (the node it was issued for, then each node it was transferred
-/// to). Key material joins it when transports are sealed.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Transport {
+/// to), and the link key of that chain, which seals messages between machines
+/// ([`crate::security`]).
+///
+/// One `Arc`, so that handles stay small and cheap to clone. In JSON it is
+/// `{"address":"..","chain":["..",..],"key":"<base64>"}`; its `Debug` never shows the key.
+#[derive(Clone)]
+pub struct Transport(Arc<TransportInner>);
+
+struct TransportInner {
     address: Arc<str>,
     chain: Arc<[NodeId]>,
+    key: LinkKey,
 }
 
 impl Transport {
-    /// A transport to the machine at `address`, issued for the node `issued_for`.
-    pub fn new(address: impl Into<Arc<str>>, issued_for: NodeId) -> Self {
-        Transport { address: address.into(), chain: Arc::from(vec![issued_for]) }
+    /// A transport to the machine at `address`, issued for the node `issued_for`, whose link key
+    /// is `key` (the receiver's [`NodeSecret::link_key`](crate::security::NodeSecret::link_key)
+    /// for `issued_for`).
+    pub fn new(address: impl Into<Arc<str>>, issued_for: NodeId, key: LinkKey) -> Self {
+        Transport(Arc::new(TransportInner { address: address.into(), chain: Arc::from(vec![issued_for]), key }))
     }
 
     /// The address of the receiving machine.
     pub fn address(&self) -> &str {
-        &self.address
+        &self.0.address
     }
 
     /// The delegation chain: the node the handle was issued for, then every node it was
     /// transferred to, in order. The last one is the node meant to use it.
     pub fn chain(&self) -> &[NodeId] {
-        &self.chain
+        &self.0.chain
     }
 
-    /// The same transport, transferred on to `to`.
+    /// The chain, shared: for runtimes, which hand it to the receiver without copying it.
+    pub fn shared_chain(&self) -> &Arc<[NodeId]> {
+        &self.0.chain
+    }
+
+    /// The link key of the chain.
+    pub fn key(&self) -> &LinkKey {
+        &self.0.key
+    }
+
+    /// The same transport, transferred on to `to`: the chain gains `to`, and the key is derived
+    /// from the current one ([`LinkKey::transfer`]), locally.
     pub fn transferred(&self, to: NodeId) -> Self {
-        let mut chain = self.chain.to_vec();
+        let key = self.0.key.transfer(&to);
+        let mut chain = self.0.chain.to_vec();
         chain.push(to);
-        Transport { address: self.address.clone(), chain: chain.into() }
+        Transport(Arc::new(TransportInner { address: self.0.address.clone(), chain: chain.into(), key }))
+    }
+}
+
+impl PartialEq for Transport {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.address == other.0.address && self.0.chain == other.0.chain && self.0.key == other.0.key)
+    }
+}
+
+impl Eq for Transport {}
+
+impl Hash for Transport {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.address.hash(state);
+        self.0.chain.hash(state);
     }
 }
 
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Transport").field("address", &self.address).field("chain", &self.chain).finish()
+        f.debug_struct("Transport")
+            .field("address", &self.0.address)
+            .field("chain", &self.0.chain)
+            .field("key", &format_args!(".."))
+            .finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransportRepr<'a> {
+    address: Cow<'a, str>,
+    chain: Cow<'a, [NodeId]>,
+    key: Cow<'a, LinkKey>,
+}
+
+impl Serialize for Transport {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TransportRepr {
+            address: Cow::Borrowed(&self.0.address),
+            chain: Cow::Borrowed(&self.0.chain),
+            key: Cow::Borrowed(&self.0.key),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Transport {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let repr = TransportRepr::deserialize(d)?;
+        if repr.chain.is_empty() || repr.chain.len() > MAX_CHAIN {
+            return Err(serde::de::Error::custom(HandleError::BadChain { len: repr.chain.len(), max: MAX_CHAIN }));
+        }
+        Ok(Transport(Arc::new(TransportInner {
+            address: repr.address.into_owned().into(),
+            chain: repr.chain.into_owned().into(),
+            key: repr.key.into_owned(),
+        })))
     }
 }
 

@@ -11,17 +11,22 @@
 //!   delegates); the later links say whom it went through. Nobody can forge a key for a chain
 //!   without holding a key of a prefix of it.
 //! - A message is sealed with ChaCha20-Poly1305 under the link key ([`seal`]). The associated
-//!   data is the receiver's id and the chain, and the nonce is a per-link counter. [`open`]
+//!   data is the receiver's id and the chain, and the nonce is a per-link counter behind the
+//!   sending side's random instance number ([`LinkNonce`]). [`open`]
 //!   rejects a tampered message, one sealed under another key, one re-addressed to another
 //!   receiver, and one whose chain was changed. A [`ReplayWindow`] rejects a counter it has
 //!   already accepted.
+//!
+//! - Runtimes keep a [`SendLinks`] and a [`RecvLinks`] per machine: the counters of the links
+//!   it sends on, and the keys and replay windows of the links into it, with the
+//!   [`Rejections`] counted by reason. Node secrets come from a [`MachineSecret`].
 //!
 //! No cryptography is written here: BLAKE3 and ChaCha20-Poly1305 come from their crates.
 //!
 //! # Examples
 //!
 //! ```
-//! use dz_core::security::{open, seal, NodeSecret, ReplayWindow};
+//! use dz_core::security::{open, seal, LinkNonce, NodeSecret, ReplayWindow};
 //! use dz_core::NodeId;
 //!
 //! let receiver = NodeId::from("Store_000000000001");
@@ -33,10 +38,11 @@
 //! let for_bob = for_alice.transfer(&bob);
 //! let chain = [alice.clone(), bob.clone()];
 //!
-//! let sealed = seal(&for_bob, 1, &receiver, &chain, b"hello");
+//! let nonce = LinkNonce { instance: 0x5eed, counter: 1 };
+//! let sealed = seal(&for_bob, nonce, &receiver, &chain, b"hello");
 //! // The store recomputes Bob's key from its secret and the chain, and opens the message.
 //! let key = secret.key_for_chain(&chain).unwrap();
-//! assert_eq!(open(&key, &receiver, &chain, &sealed).unwrap(), (1, b"hello".to_vec()));
+//! assert_eq!(open(&key, &receiver, &chain, &sealed).unwrap(), (nonce, b"hello".to_vec()));
 //!
 //! // Bob cannot pass his message off as Alice's.
 //! let alices_key = secret.key_for_chain(&chain[..1]).unwrap();
@@ -47,17 +53,65 @@
 //! assert!(window.accept(1).is_err()); // a replay
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::handle::Transport;
 use crate::ids::NodeId;
 use crate::rng::DetRng;
 
 /// The domain of link-key derivation, so that these keys can never collide with another use of
 /// the same secret.
 const LINK_CONTEXT: &[u8] = b"dz 2026 link key v1";
+
+/// The domain of node-secret derivation.
+const NODE_CONTEXT: &[u8] = b"dz 2026 node secret v1";
+
+fn random_bytes(rng: &mut DetRng) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    for chunk in bytes.chunks_mut(8) {
+        chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    bytes
+}
+
+/// A machine's 32-byte secret, from which the secrets of the nodes spawned on it are derived:
+/// node `n`'s secret is `KDF(machine secret, n)`. Deriving instead of storing keeps 32 bytes out
+/// of every node's slot, and is as strong: whoever can read a machine's memory holds its nodes'
+/// secrets either way. Its `Debug` never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MachineSecret([u8; 32]);
+
+impl MachineSecret {
+    /// A secret of the given bytes (a real machine draws them from the OS's entropy).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        MachineSecret(bytes)
+    }
+
+    /// A secret drawn from `rng` (the simulator's seeded streams).
+    pub fn from_rng(rng: &mut DetRng) -> Self {
+        MachineSecret(random_bytes(rng))
+    }
+
+    /// The secret of node `node` of this machine.
+    pub fn node_secret(&self, node: &NodeId) -> NodeSecret {
+        let mut hasher = blake3::Hasher::new_keyed(&self.0);
+        hasher.update(NODE_CONTEXT);
+        hasher.update(node.as_str().as_bytes());
+        NodeSecret(*hasher.finalize().as_bytes())
+    }
+}
+
+impl fmt::Debug for MachineSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MachineSecret(..)")
+    }
+}
 
 /// A node's 32-byte secret, from which it derives the keys of the handles it issues.
 /// Its `Debug` never shows the bytes.
@@ -73,11 +127,13 @@ impl NodeSecret {
     /// A secret drawn from `rng` (the simulator's seeded streams; a real machine uses the OS's
     /// entropy instead).
     pub fn from_rng(rng: &mut DetRng) -> Self {
-        let mut bytes = [0u8; 32];
-        for chunk in bytes.chunks_mut(8) {
-            chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
-        }
-        NodeSecret(bytes)
+        NodeSecret(random_bytes(rng))
+    }
+
+    /// The secret's bytes, for a runtime that ships a node's secret with a spawn request to
+    /// another machine. Never log them.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0
     }
 
     /// The key of a handle issued for `sender`: `KDF(secret, sender)`.
@@ -126,6 +182,29 @@ impl fmt::Debug for LinkKey {
     }
 }
 
+/// Key material in JSON: base64 text of its 32 bytes.
+macro_rules! base64_serde {
+    ($ty:ident, $what:literal) => {
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&crate::base64::encode(&self.0))
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = std::borrow::Cow::<str>::deserialize(d)?;
+                crate::base64::decode::<32>(&text).map($ty).ok_or_else(|| {
+                    serde::de::Error::custom(concat!($what, " is 32 bytes in base64 (44 characters, ending in `=`)"))
+                })
+            }
+        }
+    };
+}
+
+base64_serde!(NodeSecret, "a node secret");
+base64_serde!(LinkKey, "a link key");
+
 fn derive(key: &[u8; 32], node: &NodeId) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new_keyed(key);
     hasher.update(LINK_CONTEXT);
@@ -145,27 +224,61 @@ fn associated_data(receiver: &NodeId, chain: &[NodeId]) -> Vec<u8> {
     aad
 }
 
-fn nonce(counter: u64) -> Nonce {
-    let mut bytes = [0u8; 12];
-    bytes[..8].copy_from_slice(&counter.to_le_bytes());
-    Nonce::from(bytes)
+fn nonce(nonce: LinkNonce) -> Nonce {
+    Nonce::from(nonce.to_bytes())
 }
 
-/// How many bytes sealing adds: the counter (8) and the tag (16).
-pub const SEAL_OVERHEAD: usize = 8 + 16;
+/// The nonce of one sealed message: the instance of the sending side of the link (drawn at
+/// random when that side starts, so that two senders holding copies of one handle, or a sender
+/// that restarted, never use a nonce twice with one key) and the instance's message counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkNonce {
+    /// The sending side's instance.
+    pub instance: u32,
+    /// The message's number within the instance, from 1.
+    pub counter: u64,
+}
 
-/// Seals `plaintext` for `receiver` under `key`, whose chain is `chain`, as message number
-/// `counter` of the link. A counter must never be used twice with one key.
+impl LinkNonce {
+    /// The nonce's 12 bytes: the instance, then the counter, little-endian.
+    pub fn to_bytes(self) -> [u8; NONCE_LEN] {
+        let mut bytes = [0u8; NONCE_LEN];
+        bytes[..4].copy_from_slice(&self.instance.to_le_bytes());
+        bytes[4..].copy_from_slice(&self.counter.to_le_bytes());
+        bytes
+    }
+
+    fn from_bytes(bytes: &[u8; NONCE_LEN]) -> Self {
+        let mut instance = [0u8; 4];
+        let mut counter = [0u8; 8];
+        instance.copy_from_slice(&bytes[..4]);
+        counter.copy_from_slice(&bytes[4..]);
+        LinkNonce { instance: u32::from_le_bytes(instance), counter: u64::from_le_bytes(counter) }
+    }
+}
+
+/// How many bytes a nonce takes at the front of a sealed message.
+pub const NONCE_LEN: usize = 12;
+
+/// How many bytes sealing adds: the nonce (12) and the tag (16).
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + 16;
+
+/// The longest delegation chain a receiver accepts: a handle passed on more often than this is
+/// refused, so that a hostile frame cannot make a receiver derive keys without end.
+pub const MAX_CHAIN: usize = 64;
+
+/// Seals `plaintext` for `receiver` under `key`, whose chain is `chain`, with `nonce`. A nonce
+/// must never be used twice with one key ([`SendLinks`] keeps that promise).
 ///
-/// The result is the counter (8 bytes, little-endian), then the ciphertext and its tag.
-pub fn seal(key: &LinkKey, counter: u64, receiver: &NodeId, chain: &[NodeId], plaintext: &[u8]) -> Vec<u8> {
+/// The result is the nonce (12 bytes), then the ciphertext and its 16-byte tag.
+pub fn seal(key: &LinkKey, nonce_: LinkNonce, receiver: &NodeId, chain: &[NodeId], plaintext: &[u8]) -> Vec<u8> {
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.0));
     let aad = associated_data(receiver, chain);
     // Encryption fails only for inputs beyond ChaCha20's 256 GiB limit, which no message reaches;
     // such a message is sealed as empty and will not open.
-    let sealed = cipher.encrypt(&nonce(counter), Payload { msg: plaintext, aad: &aad }).unwrap_or_default();
-    let mut out = Vec::with_capacity(8 + sealed.len());
-    out.extend_from_slice(&counter.to_le_bytes());
+    let sealed = cipher.encrypt(&nonce(nonce_), Payload { msg: plaintext, aad: &aad }).unwrap_or_default();
+    let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+    out.extend_from_slice(&nonce_.to_bytes());
     out.extend_from_slice(&sealed);
     out
 }
@@ -174,7 +287,7 @@ pub fn seal(key: &LinkKey, counter: u64, receiver: &NodeId, chain: &[NodeId], pl
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// Too short to hold a counter and a tag.
+    /// Too short to hold a nonce and a tag.
     #[error("a sealed message is at least {SEAL_OVERHEAD} bytes")]
     TooShort,
     /// The tag does not verify: the message was changed, sealed under another key (a forged or
@@ -182,34 +295,51 @@ pub enum OpenError {
     /// another receiver or chain.
     #[error("the message does not open: tampered, forged, or meant for another receiver or chain")]
     Rejected,
-    /// The counter was already accepted on this link.
-    #[error("message {0} of this link was already accepted (a replay)")]
-    Replayed(u64),
+    /// The nonce was already accepted on this link.
+    #[error("message {counter} of instance {instance:08x} of this link was already accepted (a replay)")]
+    Replayed {
+        /// The sending side's instance.
+        instance: u32,
+        /// The message's counter.
+        counter: u64,
+    },
+    /// The chain is empty or longer than [`MAX_CHAIN`].
+    #[error("a delegation chain has 1 to {MAX_CHAIN} links")]
+    BadChain,
+    /// The receiver is not a node of this machine.
+    #[error("the receiver is not here")]
+    UnknownReceiver,
 }
 
-/// Opens a message sealed by [`seal`]; returns its counter and plaintext.
+/// Opens a message sealed by [`seal`]; returns its nonce and plaintext.
 ///
 /// # Errors
 ///
 /// [`OpenError::TooShort`] or [`OpenError::Rejected`]; replays are the [`ReplayWindow`]'s job.
-pub fn open(key: &LinkKey, receiver: &NodeId, chain: &[NodeId], sealed: &[u8]) -> Result<(u64, Vec<u8>), OpenError> {
+pub fn open(
+    key: &LinkKey,
+    receiver: &NodeId,
+    chain: &[NodeId],
+    sealed: &[u8],
+) -> Result<(LinkNonce, Vec<u8>), OpenError> {
     if sealed.len() < SEAL_OVERHEAD {
         return Err(OpenError::TooShort);
     }
-    let (counter, body) = sealed.split_at(8);
-    let mut counter_bytes = [0u8; 8];
-    counter_bytes.copy_from_slice(counter);
-    let counter = u64::from_le_bytes(counter_bytes);
+    let (head, body) = sealed.split_at(NONCE_LEN);
+    let mut bytes = [0u8; NONCE_LEN];
+    bytes.copy_from_slice(head);
+    let link_nonce = LinkNonce::from_bytes(&bytes);
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.0));
     let aad = associated_data(receiver, chain);
     let plaintext =
-        cipher.decrypt(&nonce(counter), Payload { msg: body, aad: &aad }).map_err(|_| OpenError::Rejected)?;
-    Ok((counter, plaintext))
+        cipher.decrypt(&Nonce::from(bytes), Payload { msg: body, aad: &aad }).map_err(|_| OpenError::Rejected)?;
+    Ok((link_nonce, plaintext))
 }
 
-/// The counters a link has accepted: the highest, and which of the 64 below it. A counter is
-/// accepted once; one more than 64 below the highest is taken for a replay too (links deliver
-/// nearly in order, so an honest message is never that late).
+/// The counters one sending instance of a link has had accepted: the highest, and which of the
+/// 64 below it. A counter is accepted once; one more than 64 below the highest is taken for a
+/// replay too (links deliver nearly in order, so an honest message is rarely that late; if it
+/// is, it is lost like a dropped one).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplayWindow {
     highest: Option<u64>,
@@ -222,8 +352,10 @@ impl ReplayWindow {
     ///
     /// # Errors
     ///
-    /// [`OpenError::Replayed`] if it was accepted before (or is too old to tell).
+    /// [`OpenError::Replayed`] (with instance 0; [`RecvLinks`] fills it in) if it was accepted
+    /// before, or is too old to tell.
     pub fn accept(&mut self, counter: u64) -> Result<(), OpenError> {
+        let replayed = Err(OpenError::Replayed { instance: 0, counter });
         let Some(highest) = self.highest else {
             self.highest = Some(counter);
             return Ok(());
@@ -238,20 +370,222 @@ impl ReplayWindow {
         }
         let back = highest - counter;
         if back == 0 || back > 64 {
-            return Err(OpenError::Replayed(counter));
+            return replayed;
         }
         let bit = 1u64 << (back - 1);
         if self.below & bit != 0 {
-            return Err(OpenError::Replayed(counter));
+            return replayed;
         }
         self.below |= bit;
         Ok(())
     }
 }
 
+/// The sending side of every link a machine sends on: for each (receiver, chain), its instance
+/// and the next counter. A runtime keeps one per machine and seals every message that leaves
+/// the machine through it.
+///
+/// It grows by one small entry per link used and does not shrink.
+#[derive(Debug, Default)]
+pub struct SendLinks {
+    links: HashMap<(NodeId, Arc<[NodeId]>), LinkNonce>,
+}
+
+impl SendLinks {
+    /// Seals `plaintext` for `receiver`, reached through `transport`, with the link's next nonce.
+    /// `new_instance` draws the instance of a link used for the first time (the simulator's
+    /// seeded stream, or OS entropy).
+    pub fn seal(
+        &mut self,
+        receiver: &NodeId,
+        transport: &Transport,
+        plaintext: &[u8],
+        new_instance: impl FnOnce() -> u32,
+    ) -> Vec<u8> {
+        let chain = transport.shared_chain();
+        let next = match self.links.get_mut(&(receiver.clone(), Arc::clone(chain))) {
+            Some(link) if link.counter < u64::MAX => {
+                link.counter += 1;
+                *link
+            }
+            found => {
+                let fresh = LinkNonce { instance: new_instance(), counter: 1 };
+                match found {
+                    Some(link) => *link = fresh,
+                    None => {
+                        self.links.insert((receiver.clone(), Arc::clone(chain)), fresh);
+                    }
+                }
+                fresh
+            }
+        };
+        seal(transport.key(), next, receiver, chain, plaintext)
+    }
+
+    /// How many links have been used.
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Whether no link has been used.
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+}
+
+/// At most this many sending instances of one link are remembered; the oldest is forgotten
+/// first (and counted, see [`Rejections::instances_forgotten`]).
+const MAX_INSTANCES: usize = 8;
+
+/// The receiving side of the links into a machine: each link's key (derived once, on its first
+/// message that opens) and the replay windows of its sending instances, and the rejections so
+/// far. A link is remembered only after a message on it has opened, so frames that do not open
+/// cost a receiver work but no memory.
+#[derive(Debug, Default)]
+pub struct RecvLinks {
+    links: HashMap<(NodeId, Arc<[NodeId]>), RecvLink>,
+    rejections: Rejections,
+}
+
+#[derive(Debug)]
+struct RecvLink {
+    key: LinkKey,
+    windows: Vec<(u32, ReplayWindow)>,
+}
+
+/// Messages that arrived sealed and were rejected, by reason. None of them reached a handler.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rejections {
+    /// Too short to be a sealed message.
+    pub malformed: u64,
+    /// The tag did not verify: tampered, under a made-up or forged key, or re-addressed.
+    pub bad_tag: u64,
+    /// A nonce already accepted: a replay (or a duplicate the network made).
+    pub replayed: u64,
+    /// An empty chain, or one longer than [`MAX_CHAIN`].
+    pub bad_chain: u64,
+    /// For a node that is not on this machine.
+    pub unknown_receiver: u64,
+    /// Not a rejection: sending instances forgotten to keep a link's memory bounded.
+    pub instances_forgotten: u64,
+}
+
+impl Rejections {
+    /// Every rejected message, all reasons together.
+    pub fn total(&self) -> u64 {
+        self.malformed + self.bad_tag + self.replayed + self.bad_chain + self.unknown_receiver
+    }
+
+    /// The sum of two counts.
+    pub(crate) fn plus(&self, other: &Rejections) -> Rejections {
+        Rejections {
+            malformed: self.malformed + other.malformed,
+            bad_tag: self.bad_tag + other.bad_tag,
+            replayed: self.replayed + other.replayed,
+            bad_chain: self.bad_chain + other.bad_chain,
+            unknown_receiver: self.unknown_receiver + other.unknown_receiver,
+            instances_forgotten: self.instances_forgotten + other.instances_forgotten,
+        }
+    }
+
+    fn count(&mut self, error: OpenError) {
+        match error {
+            OpenError::TooShort => self.malformed += 1,
+            OpenError::Rejected => self.bad_tag += 1,
+            OpenError::Replayed { .. } => self.replayed += 1,
+            OpenError::BadChain => self.bad_chain += 1,
+            OpenError::UnknownReceiver => self.unknown_receiver += 1,
+        }
+    }
+}
+
+impl RecvLinks {
+    /// Opens a message sealed for `receiver` with the chain `chain`: checks the chain, derives
+    /// the link's key from the receiver's secret (`secret` is asked only for a link seen for the
+    /// first time, and gives `None` for a node that is not here), checks the tag, then the
+    /// replay window. Every rejection is counted.
+    ///
+    /// # Errors
+    ///
+    /// The reason of the rejection.
+    pub fn open(
+        &mut self,
+        receiver: &NodeId,
+        chain: &Arc<[NodeId]>,
+        sealed: &[u8],
+        secret: impl FnOnce() -> Option<NodeSecret>,
+    ) -> Result<Vec<u8>, OpenError> {
+        let result = self.try_open(receiver, chain, sealed, secret);
+        if let Err(error) = result {
+            self.rejections.count(error);
+        }
+        result
+    }
+
+    fn try_open(
+        &mut self,
+        receiver: &NodeId,
+        chain: &Arc<[NodeId]>,
+        sealed: &[u8],
+        secret: impl FnOnce() -> Option<NodeSecret>,
+    ) -> Result<Vec<u8>, OpenError> {
+        if chain.is_empty() || chain.len() > MAX_CHAIN {
+            return Err(OpenError::BadChain);
+        }
+        let link_id = (receiver.clone(), Arc::clone(chain));
+        let (nonce_, plaintext, link) = match self.links.get_mut(&link_id) {
+            Some(link) => {
+                let (nonce_, plaintext) = open(&link.key, receiver, chain, sealed)?;
+                (nonce_, plaintext, link)
+            }
+            None => {
+                let secret = secret().ok_or(OpenError::UnknownReceiver)?;
+                let key = secret.key_for_chain(chain).ok_or(OpenError::BadChain)?;
+                let (nonce_, plaintext) = open(&key, receiver, chain, sealed)?;
+                (nonce_, plaintext, self.links.entry(link_id).or_insert(RecvLink { key, windows: Vec::new() }))
+            }
+        };
+        let at = match link.windows.iter().position(|(instance, _)| *instance == nonce_.instance) {
+            Some(at) => at,
+            None => {
+                if link.windows.len() == MAX_INSTANCES {
+                    link.windows.remove(0);
+                    self.rejections.instances_forgotten += 1;
+                }
+                link.windows.push((nonce_.instance, ReplayWindow::default()));
+                link.windows.len() - 1
+            }
+        };
+        link.windows[at]
+            .1
+            .accept(nonce_.counter)
+            .map_err(|_| OpenError::Replayed { instance: nonce_.instance, counter: nonce_.counter })?;
+        Ok(plaintext)
+    }
+
+    /// The rejections so far, by reason.
+    pub fn rejections(&self) -> Rejections {
+        self.rejections
+    }
+
+    /// Counts a rejection found outside [`RecvLinks::open`] (a frame that did not parse, a
+    /// receiver the runtime does not know), so that every reason is counted in one place.
+    pub fn count_rejection(&mut self, error: OpenError) {
+        self.rejections.count(error);
+    }
+
+    /// Forgets the links into `receiver`, which has ended.
+    pub fn forget_receiver(&mut self, receiver: &NodeId) {
+        self.links.retain(|(to, _), _| to != receiver);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const N1: LinkNonce = LinkNonce { instance: 1, counter: 1 };
 
     fn id(s: &str) -> NodeId {
         NodeId::from(s)
@@ -269,15 +603,16 @@ mod tests {
     fn a_handle_transferred_three_times_still_opens() {
         let (secret, receiver, chain, key) = setup();
         assert_eq!(secret.key_for_chain(&chain), Some(key.clone()));
-        let sealed = seal(&key, 42, &receiver, &chain, b"payload");
+        let n42 = LinkNonce { instance: 3, counter: 42 };
+        let sealed = seal(&key, n42, &receiver, &chain, b"payload");
         assert_eq!(sealed.len(), b"payload".len() + SEAL_OVERHEAD);
-        assert_eq!(open(&key, &receiver, &chain, &sealed), Ok((42, b"payload".to_vec())));
+        assert_eq!(open(&key, &receiver, &chain, &sealed), Ok((n42, b"payload".to_vec())));
     }
 
     #[test]
     fn every_changed_byte_is_rejected() {
         let (_, receiver, chain, key) = setup();
-        let sealed = seal(&key, 1, &receiver, &chain, b"pay me 10");
+        let sealed = seal(&key, N1, &receiver, &chain, b"pay me 10");
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x01;
@@ -289,7 +624,7 @@ mod tests {
     #[test]
     fn a_re_addressed_message_or_a_changed_chain_is_rejected() {
         let (secret, receiver, chain, key) = setup();
-        let sealed = seal(&key, 1, &receiver, &chain, b"x");
+        let sealed = seal(&key, N1, &receiver, &chain, b"x");
         assert_eq!(open(&key, &id("Other_1"), &chain, &sealed), Err(OpenError::Rejected));
         let mut shorter = chain.clone();
         shorter.pop();
@@ -306,12 +641,12 @@ mod tests {
         // A node that holds no handle from S claims a chain starting with S.
         let forger_key = LinkKey::from_bytes([3; 32]);
         let forged_chain = vec![chain[0].clone(), id("Mallory_1")];
-        let sealed = seal(&forger_key.transfer(&forged_chain[1]), 1, &receiver, &forged_chain, b"x");
+        let sealed = seal(&forger_key.transfer(&forged_chain[1]), N1, &receiver, &forged_chain, b"x");
         let receiver_key = secret.key_for_chain(&forged_chain).unwrap();
         assert_eq!(open(&receiver_key, &receiver, &forged_chain, &sealed), Err(OpenError::Rejected));
         // Mallory, holding a key for the chain [T], cannot make one for [S, ...].
         let for_t = secret.link_key(&id("T_9"));
-        let sealed = seal(&for_t.transfer(&id("Mallory_1")), 1, &receiver, &forged_chain, b"x");
+        let sealed = seal(&for_t.transfer(&id("Mallory_1")), N1, &receiver, &forged_chain, b"x");
         assert_eq!(open(&receiver_key, &receiver, &forged_chain, &sealed), Err(OpenError::Rejected));
         assert_eq!(secret.key_for_chain(&[]), None);
     }
@@ -323,20 +658,92 @@ mod tests {
             assert_eq!(w.accept(c), Ok(()), "{c}");
         }
         for c in [5, 6, 7, 8, 3] {
-            assert_eq!(w.accept(c), Err(OpenError::Replayed(c)), "{c}");
+            assert_eq!(w.accept(c), Err(OpenError::Replayed { instance: 0, counter: c }), "{c}");
         }
         assert_eq!(w.accept(4), Ok(()), "late but new");
         assert_eq!(w.accept(100), Ok(()));
         assert_eq!(w.accept(36), Ok(()), "64 behind is still in the window");
-        assert_eq!(w.accept(35), Err(OpenError::Replayed(35)), "too old to tell: refused");
+        assert_eq!(w.accept(35), Err(OpenError::Replayed { instance: 0, counter: 35 }), "too old to tell: refused");
         assert_eq!(w.accept(164), Ok(()));
-        assert_eq!(w.accept(100), Err(OpenError::Replayed(100)), "exactly 64 behind, and seen");
-        assert_eq!(w.accept(99), Err(OpenError::Replayed(99)), "65 behind: too old");
+        assert_eq!(
+            w.accept(100),
+            Err(OpenError::Replayed { instance: 0, counter: 100 }),
+            "exactly 64 behind, and seen"
+        );
+        assert_eq!(w.accept(99), Err(OpenError::Replayed { instance: 0, counter: 99 }), "65 behind: too old");
     }
 
     #[test]
     fn debug_never_shows_key_material() {
         let (secret, _, _, key) = setup();
         assert_eq!(format!("{secret:?} {key:?}"), "NodeSecret(..) LinkKey(..)");
+    }
+
+    fn transport(secret: &NodeSecret, chain: &[NodeId]) -> Transport {
+        let mut t = Transport::new("sim://m", chain[0].clone(), secret.link_key(&chain[0]));
+        for next in &chain[1..] {
+            t = t.transferred(next.clone());
+        }
+        t
+    }
+
+    #[test]
+    fn links_seal_with_fresh_nonces_and_open_each_message_once() {
+        let (secret, receiver, chain, _) = setup();
+        let transport = transport(&secret, &chain);
+        let mut send = SendLinks::default();
+        let mut recv = RecvLinks::default();
+        let first = send.seal(&receiver, &transport, b"one", || 7);
+        let second = send.seal(&receiver, &transport, b"two", || unreachable!("the link exists"));
+        assert_eq!(send.len(), 1);
+        let chain = Arc::clone(transport.shared_chain());
+        let secret_of = || Some(secret.clone());
+        assert_eq!(recv.open(&receiver, &chain, &second, secret_of), Ok(b"two".to_vec()));
+        assert_eq!(recv.open(&receiver, &chain, &first, || None), Ok(b"one".to_vec()), "the key is kept");
+        assert_eq!(recv.open(&receiver, &chain, &first, || None), Err(OpenError::Replayed { instance: 7, counter: 1 }));
+        // Another holder of the same handle (another machine) has its own instance.
+        let other = SendLinks::default().seal(&receiver, &transport, b"three", || 8);
+        assert_eq!(recv.open(&receiver, &chain, &other, || None), Ok(b"three".to_vec()));
+        let mut tampered = other.clone();
+        tampered[20] ^= 1;
+        assert_eq!(recv.open(&receiver, &chain, &tampered, || None), Err(OpenError::Rejected));
+        assert_eq!(recv.open(&id("Gone_1"), &chain, &other, || None), Err(OpenError::UnknownReceiver));
+        assert_eq!(recv.open(&receiver, &Arc::from(Vec::new()), &other, || None), Err(OpenError::BadChain));
+        assert_eq!(recv.open(&receiver, &chain, &other[..5], || None), Err(OpenError::TooShort));
+        let r = recv.rejections();
+        assert_eq!((r.replayed, r.bad_tag, r.unknown_receiver, r.bad_chain, r.malformed), (1, 1, 1, 1, 1));
+        assert_eq!(r.total(), 5);
+    }
+
+    #[test]
+    fn a_frame_that_does_not_open_leaves_no_link_behind() {
+        let (secret, receiver, chain, _) = setup();
+        let mut recv = RecvLinks::default();
+        let forged = seal(&LinkKey::from_bytes([9; 32]), N1, &receiver, &chain, b"x");
+        let chain: Arc<[NodeId]> = chain.into();
+        assert_eq!(recv.open(&receiver, &chain, &forged, || Some(secret.clone())), Err(OpenError::Rejected));
+        assert!(recv.links.is_empty());
+    }
+
+    #[test]
+    fn node_secrets_differ_by_node_and_machine() {
+        let m = MachineSecret::from_rng(&mut DetRng::from_seed(1));
+        let other = MachineSecret::from_rng(&mut DetRng::from_seed(2));
+        assert_ne!(m.node_secret(&id("A_1")), m.node_secret(&id("B_1")));
+        assert_ne!(m.node_secret(&id("A_1")), other.node_secret(&id("A_1")));
+        assert_eq!(m.node_secret(&id("A_1")), m.clone().node_secret(&id("A_1")));
+        assert_eq!(format!("{m:?}"), "MachineSecret(..)");
+    }
+
+    #[test]
+    fn key_material_is_base64_in_json() {
+        let key = LinkKey::from_bytes([0xfb; 32]);
+        let json = serde_json::to_string(&key).unwrap();
+        assert_eq!(json, format!("\"{}\"", crate::base64::encode(&[0xfb; 32])));
+        assert_eq!(serde_json::from_str::<LinkKey>(&json).unwrap(), key);
+        let error = serde_json::from_str::<LinkKey>("\"c2hvcnQ=\"").unwrap_err().to_string();
+        assert!(error.contains("32 bytes in base64"), "{error}");
+        let secret = NodeSecret::from_bytes([4; 32]);
+        assert_eq!(serde_json::from_str::<NodeSecret>(&serde_json::to_string(&secret).unwrap()).unwrap(), secret);
     }
 }

@@ -1,7 +1,7 @@
 //! The simulated network's faults: rates, partitions, crashes and restarts.
 
 use dz_core::prelude::*;
-use dz_core::sim::{Direction, FaultKind, FaultRule, Filter, Simulation, TraceKind};
+use dz_core::sim::{Direction, FaultKind, FaultRule, Filter, SimConfig, Simulation, TraceKind};
 use serde::{Deserialize, Serialize};
 
 #[derive(Default, Serialize, Deserialize)]
@@ -58,7 +58,9 @@ fn within(measured: u64, total: u64, rate: f64) -> bool {
 
 #[test]
 fn drop_duplicate_and_reorder_rates_match_their_configuration() {
-    let mut sim = Simulation::new(2024);
+    // Unsealed, so that copies and late messages reach the handler and can be counted there
+    // (sealed, the receiver rejects them as replays: see the next test).
+    let mut sim = Simulation::with_config(2024, SimConfig { seal: false, ..SimConfig::default() });
     let m = sim.add_machine();
     let sink = sim.spawn(Recorder::default(), &m);
     sim.run_until_idle();
@@ -90,6 +92,41 @@ fn drop_duplicate_and_reorder_rates_match_their_configuration() {
     let overtaken = got.windows(2).filter(|w| w[1] < w[0]).count();
     assert!(overtaken > 1000, "held-back messages were overtaken: {overtaken}");
     assert_eq!(sim.stats().dropped, stats.dropped);
+}
+
+#[test]
+fn sealed_links_reject_the_copies_a_faulty_network_makes() {
+    let mut sim = Simulation::new(2024);
+    let m = sim.add_machine();
+    let sink = sim.spawn(Recorder::default(), &m);
+    sim.run_until_idle();
+    for (kind, rate) in [(FaultKind::Duplicate, 0.05), (FaultKind::Reorder, 0.10)] {
+        sim.add_fault(FaultRule { kind, rate, filter: Filter::any() });
+    }
+    let n = 20_000u64;
+    for i in 0..n {
+        sink.record(&mut sim.driver(), i);
+    }
+    sim.run_until_idle();
+
+    let (faults, rejected) = (sim.fault_stats(), sim.rejections());
+    let mut got = sim.inspect(&sink, |r| r.got.clone()).unwrap();
+    println!(
+        "{n} messages, {} copies: {} delivered, {} rejected as replays",
+        faults.duplicated,
+        got.len(),
+        rejected.replayed
+    );
+    assert!(faults.duplicated > 0);
+    // Every copy is rejected; so is an original held back so long that the copy, or 64 later
+    // messages of its link, came first. Nothing else is rejected, and nothing arrives twice.
+    assert!(rejected.replayed >= faults.duplicated, "{rejected:?}");
+    assert_eq!(got.len() as u64 + rejected.replayed, n + faults.duplicated);
+    assert_eq!(rejected.total(), rejected.replayed);
+    assert_eq!(sim.stats().rejected, rejected.replayed);
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got.len() as u64 + rejected.replayed, n + faults.duplicated, "no message arrived twice");
 }
 
 #[test]

@@ -13,6 +13,7 @@ use dz_core::controller::{
 };
 use dz_core::ids::new_id;
 use dz_core::rng::DetRng;
+use dz_core::security::MachineSecret;
 use dz_core::{MachineHandle, NodeId, RawHandle, TimerToken, Transport};
 
 use crate::letter::{Letter, RemoteLetter};
@@ -45,6 +46,8 @@ pub(crate) struct Core {
     pub(crate) stats: Arc<Counters>,
     pub(crate) config: Config,
     ids: Mutex<DetRng>,
+    /// Whence the secrets of this machine's nodes derive; from the OS's entropy.
+    secret: MachineSecret,
     /// The nodes' random stream when the machine was given a seed; otherwise `fastrand`'s.
     seeded: Option<Mutex<DetRng>>,
     /// The I/O executor, taken out at shutdown (which drops its tasks and their sockets).
@@ -72,6 +75,7 @@ impl Core {
             stats,
             config,
             ids: Mutex::new(DetRng::substream(seed, "ids", salt)),
+            secret: os_secret(),
             seeded: seeded.then(|| Mutex::new(DetRng::substream(seed, "nodes", salt))),
             io: Mutex::new(Some(io)),
             me: me.clone(),
@@ -217,7 +221,14 @@ impl MachineController for Core {
 
     fn spawn(&self, from: &NodeId, request: SpawnRequest) -> Transport {
         let SpawnRequest { id, on, node } = request;
-        let transport = Transport::new(on.address(), from.clone());
+        // Across machines the node's secret will travel with the spawn (sealing is being wired);
+        // until then such a handle's key is one nobody checks.
+        let key = if self.is_local(on.id(), on.address()) {
+            self.secret.node_secret(&id).link_key(from)
+        } else {
+            os_secret().node_secret(&id).link_key(from)
+        };
+        let transport = Transport::new(on.address(), from.clone(), key);
         if self.is_local(on.id(), on.address()) {
             self.start_node(from, id, node);
         } else {
@@ -243,8 +254,9 @@ impl MachineController for Core {
         self.fresh_id(prefix)
     }
 
-    fn new_transport(&self, _receiver: &NodeId, for_node: &NodeId) -> Transport {
-        Transport::new(self.handle.address(), for_node.clone())
+    fn new_transport(&self, receiver: &NodeId, for_node: &NodeId) -> Transport {
+        let key = self.secret.node_secret(receiver).link_key(for_node);
+        Transport::new(self.handle.address(), for_node.clone(), key)
     }
 
     fn transfer_transport(&self, _holder: &NodeId, transport: &Transport, for_node: &NodeId) -> Transport {
@@ -280,4 +292,13 @@ impl MachineController for Core {
             drop(task);
         }
     }
+}
+
+/// A machine secret from the OS's entropy. Without entropy a machine cannot keep its links
+/// safe, so failing to get it is not something to carry on from.
+pub(crate) fn os_secret() -> MachineSecret {
+    let mut bytes = [0u8; 32];
+    #[allow(clippy::expect_used)]
+    getrandom::getrandom(&mut bytes).expect("the OS gives no entropy: machine secrets cannot be drawn");
+    MachineSecret::from_bytes(bytes)
 }

@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
-use dz_core::controller::{ErasedHandled, MachineController};
+use dz_core::controller::{Call, ErasedHandled, MachineController};
 use dz_core::NodeId;
 
 use crate::core::Core;
@@ -78,10 +78,11 @@ fn step(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job, more: bool) ->
                 },
             };
             core.stats.delivered.bump();
-            match catch_unwind(AssertUnwindSafe(|| node.handle(ctrl, &id, message))) {
+            match catch_unwind(AssertUnwindSafe(|| node.handle(Call { ctrl, id: &id, chain: &[], rng: None }, message)))
+            {
                 Ok(Ok(ErasedHandled::Done)) => core.store.put_back(key, node, more),
                 Ok(Ok(ErasedHandled::Async(message))) => {
-                    let fut = node.handle_async(Arc::clone(ctrl), id.clone(), message);
+                    let fut = node.handle_async(Arc::clone(ctrl), id.clone(), Arc::from(Vec::new()), message);
                     let waker = core.store.node_waker(key);
                     (Some(Job::Poll { key, id, fut, waker }), Vec::new())
                 }

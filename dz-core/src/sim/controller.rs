@@ -31,9 +31,9 @@ impl MachineController for SimController {
     }
 
     fn spawn(&self, from: &NodeId, request: SpawnRequest) -> Transport {
-        let transport = Transport::new(request.on.address(), from.clone());
-        self.shared.lock().spawn(self.index, from.clone(), request.id, &request.on, request.node);
-        transport
+        let address = request.on.address();
+        let key = self.shared.lock().spawn(self.index, from.clone(), request.id, &request.on, request.node);
+        Transport::new(address, from.clone(), key)
     }
 
     fn terminate(&self, from: &NodeId, target: &RawHandle) {
@@ -44,8 +44,9 @@ impl MachineController for SimController {
         self.shared.lock().new_node_id(prefix)
     }
 
-    fn new_transport(&self, _receiver: &NodeId, for_node: &NodeId) -> Transport {
-        Transport::new(self.handle.address(), for_node.clone())
+    fn new_transport(&self, receiver: &NodeId, for_node: &NodeId) -> Transport {
+        let key = self.shared.lock().link_key(receiver, for_node);
+        Transport::new(self.handle.address(), for_node.clone(), key)
     }
 
     fn transfer_transport(&self, _holder: &NodeId, transport: &Transport, for_node: &NodeId) -> Transport {

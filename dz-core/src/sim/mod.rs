@@ -9,6 +9,11 @@
 //!
 //! - Messages between machines are serialised to JSON and back, as on a real network, and take a
 //!   latency drawn from [`LatencyModel`] (by default mean 10 ms, sd 3 ms, at least 1 ms).
+//! - They are also sealed, as between real machines ([`crate::security`]): each node's secret
+//!   comes from its machine's, drawn from the seed, and a message that does not open on arrival
+//!   is rejected and counted ([`Simulation::rejections`]). [`SimConfig::seal`] turns it off.
+//!   A test can record the frames on the wire and inject its own ([`Simulation::tap_wire`],
+//!   [`Simulation::inject_frame`]) to play the attacker.
 //!   Messages within a machine skip the network but still go through the event queue.
 //! - Between one sender and one receiver, messages arrive in send order, at most once.
 //! - A message to a node that is gone is dropped and counted ([`NodeStats::dropped`] of its
@@ -63,12 +68,14 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 
 use crate::context::Context;
-use crate::controller::{ErasedHandled, MachineController};
+use crate::controller::{Call, ErasedHandled, MachineController};
 use crate::handle::{Handle, MachineHandle};
-use crate::ids::NodeId;
+use crate::ids::{MachineId, NodeId};
 use crate::node::Node;
+use crate::security::{MachineSecret, RecvLinks, SendLinks};
 
 pub use crate::driver::{Driver, DriverHandle, DriverMessage};
+pub use crate::security::Rejections;
 pub use faults::{Direction, FaultKind, FaultRule, FaultStats, Filter, Partition};
 pub use stats::{NodeStats, SimStats};
 pub use sweep::{Failure, Swarm, Sweep, SweepReport, Trial};
@@ -97,7 +104,7 @@ impl Default for LatencyModel {
 /// How a simulation is set up.
 ///
 /// Build one with struct update syntax: `SimConfig { record_trace: true, ..SimConfig::default() }`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SimConfig {
     /// Latency between machines.
     pub latency: LatencyModel,
@@ -107,6 +114,47 @@ pub struct SimConfig {
     pub faults: Vec<FaultRule>,
     /// How often `ctx.buggify()` says yes, from 0 (never, the default) to 1.
     pub buggify_rate: f64,
+    /// Seal messages between machines (on by default), as real machines do: each is encrypted
+    /// and authenticated under its link's key and opened on arrival, and forged, tampered,
+    /// re-addressed and replayed ones are rejected ([`Simulation::rejections`]). Off, messages
+    /// cross as plain JSON, which is faster.
+    pub seal: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            latency: LatencyModel::default(),
+            record_trace: false,
+            faults: Vec::new(),
+            buggify_rate: 0.0,
+            seal: true,
+        }
+    }
+}
+
+/// A message between machines as it crosses the simulated network, recorded by
+/// [`Simulation::tap_wire`] and put back by [`Simulation::inject_frame`]. Change it to play an
+/// attacker: flip a byte, change the receiver, replay it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WireFrame {
+    /// The sending node, as the frame names it.
+    pub from: NodeId,
+    /// The receiving node.
+    pub to: NodeId,
+    /// The sending machine.
+    pub from_machine: MachineId,
+    /// The receiving machine.
+    pub to_machine: MachineId,
+    /// The delegation chain of the handle it was sent through.
+    pub chain: Vec<NodeId>,
+    /// The message's name (`Node::handler`), in the clear for traces.
+    pub message: &'static str,
+    /// Whether `bytes` are sealed (see [`SimConfig::seal`]).
+    pub sealed: bool,
+    /// The sealed message (nonce, ciphertext, tag), or its JSON if not sealed.
+    pub bytes: Vec<u8>,
 }
 
 /// A deterministic simulation of machines and their nodes. See the [module docs](self).
@@ -164,7 +212,16 @@ impl Simulation {
         let index = world.machines.len();
         let ctrl: Arc<dyn MachineController> =
             Arc::new(SimController { handle: handle.clone(), index, shared: Arc::clone(shared) });
-        world.add_machine(MachineSlot { handle, ctrl: Arc::clone(&ctrl), hidden, down: false });
+        let secret = MachineSecret::from_rng(&mut world.secrets_rng);
+        world.add_machine(MachineSlot {
+            handle,
+            ctrl: Arc::clone(&ctrl),
+            hidden,
+            down: false,
+            secret,
+            send_links: SendLinks::default(),
+            recv_links: RecvLinks::default(),
+        });
         ctrl
     }
 
@@ -265,18 +322,21 @@ impl Simulation {
     /// handler or hook ended normally is returned, for the next step to put back.
     fn perform(&self, work: Work) -> Option<Finished> {
         match work {
-            Work::Handle { slot, machine, mut node, mut rng, message } => {
+            Work::Handle { slot, machine, mut node, mut rng, message, via } => {
                 let ctrl = &self.ctrls[machine];
                 // The handler borrows its id from the dense copy: no clone, no cold cache line.
                 let ids = self.ids.borrow();
                 let id = &ids[slot];
-                match catch_unwind(AssertUnwindSafe(|| node.handle_with_rng(ctrl, id, &mut rng, message))) {
+                let handled = catch_unwind(AssertUnwindSafe(|| {
+                    node.handle(Call { ctrl, id, chain: via.chain(), rng: Some(&mut rng) }, message)
+                }));
+                match handled {
                     Ok(Ok(ErasedHandled::Done)) => return Some(Finished { slot, node, rng: Some(rng) }),
                     Ok(Ok(ErasedHandled::Async(message))) => {
                         let id = id.clone();
                         drop(ids);
                         self.shared.lock().restore_rng(&id, rng);
-                        let fut = node.handle_async(Arc::clone(ctrl), id.clone(), message);
+                        let fut = node.handle_async(Arc::clone(ctrl), id.clone(), via.into_shared(), message);
                         let task = self.shared.lock().create_task(&id, TaskFut::Handler(fut), &self.shared.wakes);
                         if let Some(task) = task {
                             let work = {
@@ -467,6 +527,56 @@ impl Simulation {
     /// The counters of node `id`, alive or ended; `None` if it never started.
     pub fn node_stats(&self, id: &NodeId) -> Option<NodeStats> {
         self.shared.lock().node_stats(id)
+    }
+
+    /// The sealed messages rejected on arrival so far, by reason, over every machine.
+    pub fn rejections(&self) -> Rejections {
+        let world = self.shared.lock();
+        world.machines.iter().fold(Rejections::default(), |sum, m| sum.plus(&m.recv_links.rejections()))
+    }
+
+    /// Starts (`true`) or stops recording the frames that cross machines, for
+    /// [`Simulation::take_wire_frames`]. Off by default.
+    pub fn tap_wire(&mut self, on: bool) {
+        let mut world = self.shared.lock();
+        match (on, world.wiretap.is_some()) {
+            (true, false) => world.wiretap = Some(Vec::new()),
+            (false, true) => world.wiretap = None,
+            _ => {}
+        }
+    }
+
+    /// The frames recorded since the last call (see [`Simulation::tap_wire`]).
+    pub fn take_wire_frames(&mut self) -> Vec<WireFrame> {
+        self.shared.lock().wiretap.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Puts `frame` on the wire, as an attacker on the network could: it reaches
+    /// `frame.to_machine` after the network's latency and is opened there like any other. Its
+    /// sender is taken to be `frame.from` (the driver, if no such node exists). Returns `false`
+    /// if `frame.to_machine` is not a machine of this simulation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use dz_core::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] pub struct Counter { total: u64 }
+    /// # #[node] impl Counter { #[handler] fn add(&mut self, n: u64) { self.total += n; } }
+    /// let mut sim = dz_core::sim::Simulation::new(5);
+    /// let m = sim.add_machine();
+    /// let counter = sim.spawn(Counter { total: 0 }, &m);
+    /// sim.tap_wire(true);
+    /// counter.add(&mut sim.driver(), 5);
+    /// sim.run_until_idle();
+    /// let frame = sim.take_wire_frames().pop().unwrap();
+    /// sim.inject_frame(frame); // a replay
+    /// sim.run_until_idle();
+    /// assert_eq!(sim.inspect(&counter, |c| c.total), Some(5));
+    /// assert_eq!(sim.rejections().replayed, 1);
+    /// ```
+    pub fn inject_frame(&mut self, frame: WireFrame) -> bool {
+        self.shared.lock().inject(frame, &self.driver)
     }
 
     /// The counters of the whole run.

@@ -8,7 +8,9 @@ use crate::ids::NodeId;
 use super::faults::Verdict;
 use super::tables::NodeState;
 use super::trace::TraceKind;
-use super::world::{Ending, Event, JsonPayload, Payload, SpawnPayload, World};
+use super::world::{Ending, Event, JsonPayload, JsonSpawn, Payload, SpawnPayload, World};
+use super::WireFrame;
+use crate::security::{LinkKey, MachineSecret, NodeSecret};
 
 impl World {
     /// Counts a send; the sender's slot, if it has one.
@@ -48,13 +50,36 @@ impl World {
             return;
         };
         let payload = if machine == from_machine {
-            Payload::Local(message)
+            Payload::Local(message, Some(to.transport().clone()))
         } else {
             match message.to_json() {
                 Ok(bytes) => {
                     self.stats.cross_machine += 1;
+                    let sealed = self.config.seal;
+                    let bytes = if sealed {
+                        let rng = &mut self.secrets_rng;
+                        let links = &mut self.machines[from_machine].send_links;
+                        links.seal(to.id(), to.transport(), &bytes, || rng.next_u64() as u32)
+                    } else {
+                        bytes
+                    };
                     self.stats.bytes_sent += bytes.len() as u64;
-                    Payload::Json(Box::new(JsonPayload { name: message.name(), name_hash: message.name_hash(), bytes }))
+                    let chain = std::sync::Arc::clone(to.transport().shared_chain());
+                    let json =
+                        JsonPayload { name: message.name(), name_hash: message.name_hash(), chain, sealed, bytes };
+                    if let Some(tap) = &mut self.wiretap {
+                        tap.push(WireFrame {
+                            from: from.clone(),
+                            to: to_id.clone(),
+                            from_machine: self.machines[from_machine].handle.id().clone(),
+                            to_machine: self.machines[machine].handle.id().clone(),
+                            chain: json.chain.to_vec(),
+                            message: json.name,
+                            sealed,
+                            bytes: json.bytes.clone(),
+                        });
+                    }
+                    Payload::Json(Box::new(json))
                 }
                 Err(e) => {
                     tracing::error!(%from, to = %to_id, message = message.name(), error = %e, "dz sim: message does not serialise");
@@ -98,7 +123,7 @@ impl World {
                     self.trace.record(self.now, TraceKind::FaultDuplicate, from, &to, name);
                     let copy = match &payload {
                         Payload::Json(json) => Payload::Json(json.clone()),
-                        Payload::Local(_) => unreachable!("messages between machines travel as JSON"),
+                        Payload::Local(..) => unreachable!("messages between machines travel as JSON"),
                     };
                     let at = self.now + self.latency(from_machine, machine);
                     let due = self.due_at(at);
@@ -160,11 +185,21 @@ impl World {
             return;
         }
         self.machines[index].down = false;
+        // A restarted machine is a new process: it draws a new secret, and its links start over.
+        let machine = &mut self.machines[index];
+        machine.secret = MachineSecret::from_rng(&mut self.secrets_rng);
+        machine.send_links = Default::default();
+        machine.recv_links = Default::default();
         self.faults.stats.restarts += 1;
         let machine_id = NodeId::from(self.machines[index].handle.id().as_str());
         self.trace.record(self.now, TraceKind::Restart, &machine_id, &machine_id, "restart");
     }
 
+    /// Spawns `node` under `id` on `on` for `from`; returns the key of `from`'s handle to it.
+    ///
+    /// On its own machine a node's secret derives from the machine's. Across machines the
+    /// spawner draws the secret (it makes the first handle before the node exists) and ships it
+    /// with the state. A spawn that fails still gets a key, a random one that opens nothing.
     pub(crate) fn spawn(
         &mut self,
         from_machine: usize,
@@ -172,32 +207,46 @@ impl World {
         id: NodeId,
         on: &MachineHandle,
         node: Box<dyn ErasedNode>,
-    ) {
+    ) -> LinkKey {
         let Some(machine) = self.machine_of(on.id()).filter(|&m| !self.machines[m].down) else {
             self.stats.spawn_failed += 1;
             tracing::error!(%from, %id, machine = %on.id(), "dz sim: spawn on an unknown or crashed machine");
             self.trash.push(Box::new(node));
-            return;
+            return NodeSecret::from_rng(&mut self.secrets_rng).link_key(&from);
         };
-        let node = if machine == from_machine {
-            SpawnPayload::Local(node)
+        let (node, key) = if machine == from_machine {
+            let key = self.machines[machine].secret.node_secret(&id).link_key(&from);
+            (SpawnPayload::Local(node), key)
         } else {
+            let secret = NodeSecret::from_rng(&mut self.secrets_rng);
+            let key = secret.link_key(&from);
             match node.to_json() {
-                Ok(bytes) => {
-                    self.stats.bytes_sent += bytes.len() as u64;
-                    SpawnPayload::Json(Box::new((node.type_name(), node.factory(), bytes)))
+                Ok(state) => {
+                    self.stats.bytes_sent += state.len() as u64;
+                    let (type_name, factory) = (node.type_name(), node.factory());
+                    (SpawnPayload::Json(Box::new(JsonSpawn { type_name, factory, state, secret })), key)
                 }
                 Err(e) => {
                     self.stats.spawn_failed += 1;
                     tracing::error!(%from, %id, error = %e, "dz sim: a node's state does not serialise");
                     self.trash.push(Box::new(node));
-                    return;
+                    return key;
                 }
             }
         };
         let at = self.now + self.latency(from_machine, machine);
         let due = self.due_on_link(&from, &id, at);
         self.queue.push(due, Event::Spawn { from, id, machine, node });
+        key
+    }
+
+    /// The key of a handle to `receiver` for `for_node` (a random one, opening nothing, if
+    /// `receiver` is gone).
+    pub(crate) fn link_key(&mut self, receiver: &NodeId, for_node: &NodeId) -> LinkKey {
+        match self.node_secret(receiver) {
+            Some(secret) => secret.link_key(for_node),
+            None => NodeSecret::from_rng(&mut self.secrets_rng).link_key(for_node),
+        }
     }
 
     pub(crate) fn terminate(&mut self, from_machine: usize, from: NodeId, target: NodeId) {
@@ -211,5 +260,26 @@ impl World {
         let at = self.now + self.latency(from_machine, machine);
         let due = self.due_on_link(&from, &target, at);
         self.queue.push(due, Event::Terminate { from, target });
+    }
+
+    /// Puts a frame on the wire from outside (a test playing the attacker); `false` if its
+    /// machine is unknown.
+    pub(crate) fn inject(&mut self, frame: WireFrame, driver: &NodeId) -> bool {
+        let Some(machine) = self.machine_of(&frame.to_machine) else { return false };
+        let Some(sender) = self.nodes.find(&frame.from).or_else(|| self.nodes.find(driver)) else { return false };
+        let from_machine = self.machine_of(&frame.from_machine).unwrap_or(self.nodes.slots[sender].machine);
+        let name = frame.message;
+        let json = JsonPayload {
+            name,
+            name_hash: crate::rng::stable_hash(name.as_bytes()),
+            chain: frame.chain.into(),
+            sealed: frame.sealed,
+            bytes: frame.bytes,
+        };
+        let at = self.now + self.latency(from_machine, machine);
+        let due = self.due_at(at);
+        self.queue
+            .push(due, Event::Deliver { from: sender, to: frame.to, machine, payload: Payload::Json(Box::new(json)) });
+        true
     }
 }

@@ -22,6 +22,9 @@ pub struct SimStats {
     pub terminated: u64,
     /// Nodes stopped because a handler, hook or task panicked.
     pub panicked: u64,
+    /// Sealed messages rejected on arrival (tampered, forged, re-addressed, replayed), also
+    /// counted in `dropped`; by reason in [`Simulation::rejections`](super::Simulation::rejections).
+    pub rejected: u64,
 }
 
 /// Counters of one node. They outlive the node, so a test can read them after terminating it.

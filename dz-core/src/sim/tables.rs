@@ -41,7 +41,8 @@ pub(super) struct NodeSlot {
     pub(super) machine: usize,
     pub(super) state: NodeState,
     pub(super) rng: DetRng,
-    /// What only nodes with `async` handlers or tasks need, boxed to keep slots small.
+    /// What only nodes with `async` handlers or tasks, or spawned from another machine, need,
+    /// boxed to keep slots small.
     pub(super) extra: Option<Box<SlotExtra>>,
     pub(super) stats: NodeStats,
     pub(super) stop_requested: bool,
@@ -54,6 +55,9 @@ pub(super) struct SlotExtra {
     pub(super) mailbox: VecDeque<(NodeId, Payload)>,
     /// The node's tasks (its running `async` handler among them).
     pub(super) tasks: Vec<u64>,
+    /// The secret its spawner shipped with it, for a node spawned from another machine; the
+    /// others' secrets derive from their machine's.
+    pub(super) secret: Option<crate::security::NodeSecret>,
 }
 
 impl NodeSlot {

@@ -30,6 +30,8 @@ pub enum TraceKind {
     Crash,
     /// A machine restarted, empty (`from` and `to` are the machine's id).
     Restart,
+    /// A sealed message was rejected on arrival (it is also traced as a drop).
+    Rejected,
 }
 
 /// One step of a simulation's trace.

@@ -17,9 +17,10 @@ use std::task::{Wake, Waker};
 use crate::controller::{
     AnyMessage, ErasedNode, ErasedNodeFuture, MachineController, NodeFactory, TaskFuture, TimerMessage,
 };
-use crate::handle::MachineHandle;
+use crate::handle::{MachineHandle, Transport};
 use crate::ids::{new_id, MachineId, NodeId};
 use crate::rng::{BuildIdHasher, DetRng};
+use crate::security::{MachineSecret, NodeSecret, RecvLinks, SendLinks};
 
 use super::faults::Faults;
 use super::queue::{Due, EventQueue, Popped};
@@ -103,30 +104,63 @@ pub(crate) enum Sender {
 
 /// A message on its way: typed within a machine, JSON between machines.
 pub(crate) enum Payload {
-    Local(Box<dyn AnyMessage>),
+    /// With the transport it was sent through (`None` for a timer's message).
+    Local(Box<dyn AnyMessage>, Option<Transport>),
     /// Boxed, so that the common local case keeps events small.
     Json(Box<JsonPayload>),
 }
 
-/// A message between machines, serialised.
+/// A message between machines, serialised, and sealed unless sealing is off.
 #[derive(Clone)]
 pub(crate) struct JsonPayload {
     pub(crate) name: &'static str,
     pub(crate) name_hash: u64,
+    /// The delegation chain of the handle it was sent through.
+    pub(crate) chain: Arc<[NodeId]>,
+    /// Sealed: the nonce, the JSON encrypted, and the tag; opened on arrival.
+    pub(crate) sealed: bool,
     pub(crate) bytes: Vec<u8>,
+}
+
+/// The chain a message came through, for [`crate::Context::chain`].
+pub(crate) enum Via {
+    /// A timer's message.
+    Timer,
+    /// A handle of this machine.
+    Transport(Transport),
+    /// A chain read off the wire.
+    Chain(Arc<[NodeId]>),
+}
+
+impl Via {
+    pub(crate) fn chain(&self) -> &[NodeId] {
+        match self {
+            Via::Timer => &[],
+            Via::Transport(t) => t.chain(),
+            Via::Chain(c) => c,
+        }
+    }
+
+    pub(crate) fn into_shared(self) -> Arc<[NodeId]> {
+        match self {
+            Via::Timer => Arc::from(Vec::new()),
+            Via::Transport(t) => Arc::clone(t.shared_chain()),
+            Via::Chain(c) => c,
+        }
+    }
 }
 
 impl Payload {
     pub(super) fn name(&self) -> &'static str {
         match self {
-            Payload::Local(m) => m.name(),
+            Payload::Local(m, _) => m.name(),
             Payload::Json(json) => json.name,
         }
     }
 
     pub(super) fn name_hash(&self) -> u64 {
         match self {
-            Payload::Local(m) => m.name_hash(),
+            Payload::Local(m, _) => m.name_hash(),
             Payload::Json(json) => json.name_hash,
         }
     }
@@ -135,7 +169,16 @@ impl Payload {
 /// A node's initial state on its way.
 pub(crate) enum SpawnPayload {
     Local(Box<dyn ErasedNode>),
-    Json(Box<(&'static str, NodeFactory, Vec<u8>)>),
+    Json(Box<JsonSpawn>),
+}
+
+/// A node's initial state on its way to another machine, with the secret its spawner drew for
+/// it (the spawner made the first handle to it, so it had to know the secret first).
+pub(crate) struct JsonSpawn {
+    pub(crate) type_name: &'static str,
+    pub(crate) factory: NodeFactory,
+    pub(crate) state: Vec<u8>,
+    pub(crate) secret: NodeSecret,
 }
 
 pub(crate) enum Event {
@@ -184,6 +227,12 @@ pub(crate) struct MachineSlot {
     pub(crate) hidden: bool,
     /// Crashed and not restarted: nothing runs there, and nothing can be spawned there.
     pub(crate) down: bool,
+    /// Whence the secrets of the nodes spawned here come (drawn afresh on restart).
+    pub(crate) secret: MachineSecret,
+    /// The links this machine sends sealed messages on.
+    pub(crate) send_links: SendLinks,
+    /// The links into this machine, and what was rejected on them.
+    pub(crate) recv_links: RecvLinks,
 }
 
 /// Node code to run with the world unlocked.
@@ -195,6 +244,7 @@ pub(crate) enum Work {
         node: Box<dyn ErasedNode>,
         rng: DetRng,
         message: Box<dyn AnyMessage>,
+        via: Via,
     },
     Start {
         id: NodeId,
@@ -242,6 +292,10 @@ pub(crate) struct World {
     pub(super) ids_rng: DetRng,
     pub(super) misc_rng: DetRng,
     pub(super) buggify_rng: DetRng,
+    /// Machine secrets, secrets of nodes spawned across machines, and link instances.
+    pub(super) secrets_rng: DetRng,
+    /// Frames between machines, recorded while a test taps the wire.
+    pub(crate) wiretap: Option<Vec<super::WireFrame>>,
     /// Seeds the keys of events within a machine (see `due_on_link`).
     pub(super) link_salt: u64,
     pub(crate) machines: Vec<MachineSlot>,
@@ -290,6 +344,8 @@ impl World {
             misc_rng: DetRng::stream(seed, "misc"),
             link_salt: DetRng::stream(seed, "links").next_u64(),
             buggify_rng: DetRng::stream(seed, "buggify"),
+            secrets_rng: DetRng::stream(seed, "secrets"),
+            wiretap: None,
             machines: Vec::new(),
             machine_index: HashMap::default(),
             nodes: NodeTable::new(),
@@ -340,6 +396,13 @@ impl World {
             stats: NodeStats::default(),
             stop_requested: false,
         }
+    }
+
+    /// The secret of node `id`: the one its spawner shipped with it, or its machine's
+    /// derivation; `None` if there is no such node.
+    pub(crate) fn node_secret(&self, id: &NodeId) -> Option<NodeSecret> {
+        let slot = self.nodes.get(id)?;
+        Some(slot_secret(slot, &self.machines[slot.machine].secret))
     }
 
     pub(crate) fn node_stats(&self, id: &NodeId) -> Option<NodeStats> {
@@ -577,8 +640,20 @@ impl World {
     }
 
     /// [`World::deliver`] to the node in slot `index`.
-    fn deliver_to_slot(&mut self, index: usize, from: Sender, payload: Payload) -> Option<Work> {
+    fn deliver_to_slot(&mut self, index: usize, from: Sender, mut payload: Payload) -> Option<Work> {
         let (name, name_hash) = (payload.name(), payload.name_hash());
+        if let Payload::Json(json) = &mut payload {
+            if json.sealed {
+                if let Err(why) = self.open(index, json) {
+                    let (from, to) = (self.sender_id(&from), self.nodes.slots[index].id.clone());
+                    self.stats.rejected += 1;
+                    self.trace.record(self.now, TraceKind::Rejected, &from, &to, name);
+                    tracing::warn!(%from, %to, message = name, error = %why, "dz sim: sealed message rejected");
+                    self.drop_message(&from, &to, name, "rejected");
+                    return None;
+                }
+            }
+        }
         // The handler's calls through its context will name this node: look-ups start here.
         self.nodes.last.set(index);
         match self.nodes.slots[index].state {
@@ -598,10 +673,10 @@ impl World {
         let NodeState::Idle(node) = std::mem::replace(&mut slot.state, NodeState::Busy) else {
             unreachable!("checked just above")
         };
-        let message = match payload {
-            Payload::Local(m) => m,
+        let (message, via) = match payload {
+            Payload::Local(m, transport) => (m, transport.map_or(Via::Timer, Via::Transport)),
             Payload::Json(json) => match node.decode_message(&json.bytes) {
-                Ok(m) => m,
+                Ok(m) => (m, Via::Chain(json.chain)),
                 Err(e) => {
                     slot.state = NodeState::Idle(node);
                     let (from, to) = (self.sender_id(&from), self.nodes.slots[index].id.clone());
@@ -621,7 +696,19 @@ impl World {
             Sender::Id(id) => id,
         };
         self.trace.record_hashed(self.now, TraceKind::Deliver, from, &slots[index].id, name, name_hash);
-        Some(Work::Handle { slot: index, machine, node, rng, message })
+        Some(Work::Handle { slot: index, machine, node, rng, message, via })
+    }
+
+    /// Opens a sealed message for the node in slot `index`, in place; the machine counts a
+    /// rejection by its reason.
+    fn open(&mut self, index: usize, json: &mut JsonPayload) -> Result<(), crate::security::OpenError> {
+        let slot = &self.nodes.slots[index];
+        let machine = &mut self.machines[slot.machine];
+        let secret = &machine.secret;
+        let plain = machine.recv_links.open(&slot.id, &json.chain, &json.bytes, || Some(slot_secret(slot, secret)))?;
+        json.bytes = plain;
+        json.sealed = false;
+        Ok(())
     }
 
     /// Delivers a timer's message. A node's timers are not unlinked when it ends: they are
@@ -647,7 +734,7 @@ impl World {
             },
         };
         self.nodes.slots[node].stats.sent += 1;
-        self.deliver_to_slot(node, Sender::Slot(node), Payload::Local(message))
+        self.deliver_to_slot(node, Sender::Slot(node), Payload::Local(message, None))
     }
 
     fn start_node(&mut self, from: NodeId, id: NodeId, machine: usize, node: SpawnPayload) -> Option<Work> {
@@ -666,19 +753,23 @@ impl World {
             }
             return None;
         }
-        let node = match node {
-            SpawnPayload::Local(node) => node,
-            SpawnPayload::Json(json) => match (json.1)(&json.2) {
-                Ok(node) => node,
+        let (node, secret) = match node {
+            SpawnPayload::Local(node) => (node, None),
+            SpawnPayload::Json(json) => match (json.factory)(&json.state) {
+                Ok(node) => (node, Some(json.secret)),
                 Err(e) => {
                     self.stats.spawn_failed += 1;
-                    tracing::error!(%from, %id, node_type = json.0, error = %e, "dz sim: a node's state does not decode");
+                    let node_type = json.type_name;
+                    tracing::error!(%from, %id, node_type, error = %e, "dz sim: a node's state does not decode");
                     return None;
                 }
             },
         };
         let type_name = node.type_name();
-        let slot = self.new_slot(&id, machine, NodeState::Busy);
+        let mut slot = self.new_slot(&id, machine, NodeState::Busy);
+        if let Some(secret) = secret {
+            slot.extra().secret = Some(secret);
+        }
         self.nodes.insert(slot);
         self.stats.spawned += 1;
         self.trace.record(self.now, TraceKind::Spawn, &from, &id, type_name);
@@ -803,7 +894,7 @@ impl World {
             return;
         }
         let state = std::mem::replace(&mut slot.state, NodeState::Dead);
-        let SlotExtra { mailbox, tasks } = slot.extra.take().map(|extra| *extra).unwrap_or_default();
+        let SlotExtra { mailbox, tasks, .. } = slot.extra.take().map(|extra| *extra).unwrap_or_default();
         if let NodeState::Idle(node) = state {
             self.trash.push(Box::new(node));
         }
@@ -841,5 +932,13 @@ impl World {
             trash.push(Box::new(machine.ctrl));
         }
         trash
+    }
+}
+
+/// The secret of the node in `slot`, whose machine's secret is `machine`.
+fn slot_secret(slot: &NodeSlot, machine: &MachineSecret) -> NodeSecret {
+    match slot.extra.as_ref().and_then(|extra| extra.secret.as_ref()) {
+        Some(shipped) => shipped.clone(),
+        None => machine.node_secret(&slot.id),
     }
 }

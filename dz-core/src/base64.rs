@@ -1,0 +1,97 @@
+//! Base64 (the standard alphabet, with padding) for key material in JSON. Decoding is strict:
+//! only canonical text of the expected length is accepted, so one key has one spelling.
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// `bytes` as base64 text.
+pub(crate) fn encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn value(c: u8) -> Option<u32> {
+    Some(match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => return None,
+    } as u32)
+}
+
+/// The `N` bytes spelled by `text`, or `None` if it is not their canonical base64.
+pub(crate) fn decode<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let text = text.as_bytes();
+    if text.len() != N.div_ceil(3) * 4 {
+        return None;
+    }
+    let mut out = [0u8; N];
+    let mut at = 0;
+    for quad in text.chunks(4) {
+        let wanted = (N - at).min(3);
+        let mut n = 0u32;
+        for (i, &c) in quad.iter().enumerate() {
+            let v = if i <= wanted {
+                value(c)?
+            } else if c == b'=' {
+                0
+            } else {
+                return None;
+            };
+            n |= v << (18 - 6 * i);
+        }
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        // Bits beyond the last byte must be zero, or two texts would spell the same bytes.
+        if bytes[wanted..].iter().any(|&b| b != 0) {
+            return None;
+        }
+        out[at..at + wanted].copy_from_slice(&bytes[..wanted]);
+        at += wanted;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_texts() {
+        assert_eq!(encode(b""), "");
+        assert_eq!(encode(b"f"), "Zg==");
+        assert_eq!(encode(b"fo"), "Zm8=");
+        assert_eq!(encode(b"foo"), "Zm9v");
+        assert_eq!(encode(b"foob"), "Zm9vYg==");
+        assert_eq!(decode::<4>("Zm9vYg=="), Some(*b"foob"));
+        assert_eq!(decode::<5>("Zm9vYmE="), Some(*b"fooba"));
+        assert_eq!(decode::<6>("Zm9vYmFy"), Some(*b"foobar"));
+    }
+
+    #[test]
+    fn round_trips_and_refuses_what_is_not_canonical() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i * 37 + 11) as u8);
+        let text = encode(&bytes);
+        assert_eq!(text.len(), 44);
+        assert_eq!(decode::<32>(&text), Some(bytes));
+        assert_eq!(decode::<32>(&text[..43]), None, "too short");
+        assert_eq!(decode::<31>(&text), None, "another length");
+        let mut bad = text.clone().into_bytes();
+        bad[42] = b'B'; // non-zero bits after the last byte
+        assert_eq!(decode::<32>(std::str::from_utf8(&bad).unwrap()), None);
+        bad[42] = b'*';
+        assert_eq!(decode::<32>(std::str::from_utf8(&bad).unwrap()), None);
+        assert_eq!(decode::<1>("Zg=A"), None, "padding in the wrong place");
+    }
+}
