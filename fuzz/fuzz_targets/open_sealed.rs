@@ -2,7 +2,9 @@
 //! JSON decoders of handles: none may panic, and nothing made up may open.
 #![no_main]
 
-use dz_core::security::{open, seal, NodeSecret, ReplayWindow};
+use std::sync::Arc;
+
+use dz_core::security::{open, seal, LinkNonce, NodeSecret, RecvLinks, ReplayWindow};
 use dz_core::{MachineHandle, NodeId, RawHandle};
 use libfuzzer_sys::fuzz_target;
 
@@ -15,8 +17,9 @@ fuzz_target!(|data: &[u8]| {
     assert!(open(&key, &receiver, &chain, data).is_err());
 
     // A real message opens; with any byte of the input xor-ed into it, it does not.
-    let sealed = seal(&key, 7, &receiver, &chain, data);
-    assert_eq!(open(&key, &receiver, &chain, &sealed).map(|(c, p)| (c, p == data)), Ok((7, true)));
+    let nonce = LinkNonce { instance: data.len() as u32, counter: 7 };
+    let sealed = seal(&key, nonce, &receiver, &chain, data);
+    assert_eq!(open(&key, &receiver, &chain, &sealed).map(|(n, p)| (n, p == data)), Ok((nonce, true)));
     if let Some((&first, _)) = data.split_first() {
         if first != 0 {
             let mut bad = sealed.clone();
@@ -36,6 +39,17 @@ fuzz_target!(|data: &[u8]| {
             assert!(window.accept(counter).is_err());
         }
     }
+
+    // A receiver's links: arbitrary bytes under an arbitrary chain length are rejected and
+    // counted; the real message opens once.
+    let mut links = RecvLinks::default();
+    let secret = || Some(NodeSecret::from_bytes([42; 32]));
+    let long: Arc<[NodeId]> = (0..data.len() % 80).map(|i| NodeId::from(format!("N_{i}").as_str())).collect();
+    assert!(links.open(&receiver, &long, data, secret).is_err());
+    let chain: Arc<[NodeId]> = chain.to_vec().into();
+    assert_eq!(links.open(&receiver, &chain, &sealed, secret).map(|p| p == data), Ok(true));
+    assert!(links.open(&receiver, &chain, &sealed, secret).is_err(), "a replay");
+    assert_eq!(links.rejections().total(), 2);
 
     // Handles from untrusted JSON: errors, never panics.
     let _ = serde_json::from_slice::<RawHandle>(data);
