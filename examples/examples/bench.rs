@@ -11,11 +11,16 @@
 //!   machines, and sum_tree's simulated seconds per wall second.
 //! - M: RSS of 1,000,000 idle nodes on one machine (their handles dropped).
 //! - P: 100 ping-pong pairs on one machine, with one and with two worker threads.
+//! - X: two machine processes over loopback TCP, messages sealed: 200,000 one-way messages
+//!   (messages per second until the far side has them all), then 20,000 round trips one at a
+//!   time (p50 and p99 latency in µs). This process starts the other as `bench --x-peer`.
 //!
 //! A, B and C run on the real runtime with one worker thread (`peer=dz`, like the peers' single
 //! thread) and on the simulator (`peer=dz-sim`). `--quick` runs small sizes (CI uses it, so the
-//! benchmark never rots). Workload X (two processes over sealed TCP) is not here yet.
+//! benchmark never rots).
 
+use std::io::{BufRead, Read, Write};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dz_core::prelude::*;
@@ -121,6 +126,100 @@ impl Idle {
     }
 }
 
+/// Counts what it is sent on another machine and reports the sum home when all came.
+#[derive(Serialize, Deserialize)]
+pub struct Tally {
+    expect: u64,
+    count: u64,
+    sum: u64,
+    report: Handle<Reported>,
+}
+
+#[node]
+impl Tally {
+    #[handler]
+    fn add(&mut self, ctx: &mut Context<Self>, n: u64) {
+        self.count += 1;
+        self.sum += n;
+        if self.count == self.expect {
+            self.report.done(ctx, self.sum);
+        }
+    }
+}
+
+/// Where a tally reports.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Reported {
+    sum: Option<u64>,
+}
+
+#[node]
+impl Reported {
+    #[handler]
+    fn done(&mut self, sum: u64) {
+        self.sum = Some(sum);
+    }
+}
+
+/// Sends a burst of `add`s to a tally.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Feeder;
+
+#[node]
+impl Feeder {
+    #[handler]
+    fn feed(&mut self, ctx: &mut Context<Self>, tally: Handle<Tally>, count: u64) {
+        for n in 0..count {
+            tally.add(ctx, n);
+        }
+    }
+}
+
+/// Sends one probe at a time to an echo on another machine and keeps each round trip's time.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Prober {
+    echo: Option<Handle<Echo>>,
+    left: u64,
+    sent_us: u64,
+    rtts_us: Vec<u64>,
+}
+
+#[node]
+impl Prober {
+    #[handler]
+    fn go(&mut self, ctx: &mut Context<Self>, echo: Handle<Echo>, rounds: u64) {
+        self.left = rounds;
+        self.sent_us = ctx.now_micros();
+        echo.probe(ctx);
+        self.echo = Some(echo);
+    }
+
+    #[handler]
+    fn back(&mut self, ctx: &mut Context<Self>) {
+        let now = ctx.now_micros();
+        self.rtts_us.push(now - self.sent_us);
+        self.left -= 1;
+        if let (true, Some(echo)) = (self.left > 0, &self.echo) {
+            self.sent_us = now;
+            echo.probe(ctx);
+        }
+    }
+}
+
+/// Answers each probe.
+#[derive(Serialize, Deserialize)]
+pub struct Echo {
+    prober: Handle<Prober>,
+}
+
+#[node]
+impl Echo {
+    #[handler]
+    fn probe(&mut self, ctx: &mut Context<Self>) {
+        self.prober.back(ctx);
+    }
+}
+
 struct Sizes {
     rounds: u64,
     messages: u64,
@@ -129,6 +228,8 @@ struct Sizes {
     idle: u64,
     pairs: u64,
     pair_rounds: u64,
+    x_messages: u64,
+    x_rounds: u64,
 }
 
 fn line(peer: &str, workload: &str, value: f64, unit: &str) {
@@ -259,6 +360,86 @@ fn real_c(spawns: u64) {
     machine.shutdown();
 }
 
+/// The far side of X: a machine on loopback that prints its handle as JSON, serves until its
+/// standard input closes (the measuring process ended or dropped it), then stops.
+fn x_peer() {
+    let machine = Machine::builder()
+        .listen("127.0.0.1:0")
+        .workers(1)
+        .register::<Tally>()
+        .register::<Echo>()
+        .build()
+        .expect("a machine on loopback");
+    let handle = serde_json::to_string(&machine.handle()).expect("a machine handle serialises");
+    println!("{handle}");
+    std::io::stdout().flush().expect("the measuring process reads this");
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    machine.shutdown();
+}
+
+fn real_x(messages: u64, rounds: u64) {
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let mut child = Command::new(exe)
+        .arg("--x-peer")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the far machine's process starts");
+    let mut first = String::new();
+    let stdout = child.stdout.take().expect("piped");
+    std::io::BufReader::new(stdout).read_line(&mut first).expect("the far machine prints its handle");
+    let far: MachineHandle = serde_json::from_str(first.trim()).expect("a machine handle");
+    let machine = real_machine();
+    let mut client = machine.client();
+    let here = machine.handle();
+
+    // One-way: a feeder here, a tally there that reports home when all arrived.
+    let reported = client.spawn(Reported::default(), &here);
+    let tally_id = client.reserve_id::<Tally>();
+    let report = client.transfer_handle(&reported, &tally_id);
+    let tally = client.spawn_with_id(tally_id, Tally { expect: messages, count: 0, sum: 0, report }, &far);
+    let feeder = client.spawn(Feeder, &here);
+    let for_feeder = client.transfer_handle(&tally, feeder.id());
+    // A first exchange opens the connection and makes sure the tally runs before timing starts.
+    let (prober, echo) = x_pair(&mut client, &here, &far);
+    prober.go(&mut client, echo.clone(), 1);
+    let rtts = |p: &Prober| p.rtts_us.len() as u64;
+    assert!(wait(Duration::from_secs(30), || machine.inspect(&prober, rtts) == Some(1)), "the far machine answers");
+    let start = Instant::now();
+    feeder.feed(&mut client, for_feeder, messages);
+    let sum = |r: &Reported| r.sum;
+    assert!(wait(Duration::from_secs(300), || machine.inspect(&reported, sum).flatten().is_some()), "X: the tally");
+    let wall = start.elapsed().as_secs_f64();
+    assert_eq!(machine.inspect(&reported, sum).flatten(), Some(messages * (messages - 1) / 2), "X lost messages");
+    line("dz", "X", messages as f64 / wall, "msg_per_s_sealed");
+
+    // Round trips, one at a time.
+    prober.go(&mut client, echo, rounds);
+    assert!(wait(Duration::from_secs(300), || machine.inspect(&prober, rtts) == Some(rounds + 1)), "X: round trips");
+    let mut samples = machine.inspect(&prober, |p| p.rtts_us[1..].to_vec()).unwrap_or_default();
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)] as f64;
+    line("dz", "X", at(0.50), "rtt_p50_us");
+    line("dz", "X", at(0.99), "rtt_p99_us");
+    machine.shutdown();
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
+/// A prober here and an echo on `far` that holds the prober's handle from its spawn.
+fn x_pair(
+    ctx: &mut Context<'static, Driver>,
+    here: &MachineHandle,
+    far: &MachineHandle,
+) -> (Handle<Prober>, Handle<Echo>) {
+    let prober = ctx.spawn(Prober::default(), here);
+    let echo_id = ctx.reserve_id::<Echo>();
+    let for_echo = ctx.transfer_handle(&prober, &echo_id);
+    let echo = ctx.spawn_with_id(echo_id, Echo { prober: for_echo }, far);
+    let for_prober = ctx.transfer_handle(&echo, prober.id());
+    (prober, for_prober)
+}
+
 // ---- the simulator -------------------------------------------------------------------------
 
 fn sim_a(rounds: u64, machines: usize) -> (f64, u64) {
@@ -324,14 +505,17 @@ fn sim_c(spawns: u64) -> (f64, f64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--x-peer") {
+        return x_peer();
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let mut wanted: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
-    if let Some(unknown) = wanted.iter().find(|w| !["A", "B", "C", "S", "M", "P"].contains(w)) {
-        eprintln!("bench: unknown workload {unknown:?}; the workloads are A, B, C, S, M and P");
+    if let Some(unknown) = wanted.iter().find(|w| !["A", "B", "C", "S", "M", "P", "X"].contains(w)) {
+        eprintln!("bench: unknown workload {unknown:?}; the workloads are A, B, C, S, M, P and X");
         std::process::exit(2);
     }
     if wanted.is_empty() {
-        wanted = vec!["C", "A", "B", "S", "M", "P"];
+        wanted = vec!["C", "A", "B", "S", "M", "P", "X"];
     }
     let sizes = if quick {
         Sizes {
@@ -342,6 +526,8 @@ fn main() {
             idle: 10_000,
             pairs: 10,
             pair_rounds: 1_000,
+            x_messages: 2_000,
+            x_rounds: 200,
         }
     } else {
         Sizes {
@@ -352,6 +538,8 @@ fn main() {
             idle: 1_000_000,
             pairs: 100,
             pair_rounds: 20_000,
+            x_messages: 200_000,
+            x_rounds: 20_000,
         }
     };
     for workload in wanted {
@@ -372,6 +560,7 @@ fn main() {
                 line("dz-sim", "C", bytes, "bytes_per_actor");
             }
             "M" => real_m(sizes.idle),
+            "X" => real_x(sizes.x_messages, sizes.x_rounds),
             "P" => {
                 let one = real_p(1, sizes.pairs, sizes.pair_rounds);
                 let two = real_p(2, sizes.pairs, sizes.pair_rounds);
