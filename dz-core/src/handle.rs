@@ -397,6 +397,12 @@ impl MachineHandle {
     pub fn address(&self) -> &str {
         &self.address
     }
+
+    /// The machine's address, shared: transports to this machine clone it instead of copying
+    /// the text.
+    pub fn shared_address(&self) -> &Arc<str> {
+        &self.address
+    }
 }
 
 impl fmt::Debug for MachineHandle {

@@ -31,7 +31,7 @@ impl MachineController for SimController {
     }
 
     fn spawn(&self, from: &NodeId, request: SpawnRequest) -> Transport {
-        let address = request.on.address();
+        let address = Arc::clone(request.on.shared_address());
         let key = self.shared.lock().spawn(self.index, from.clone(), request.id, &request.on, request.node);
         Transport::new(address, from.clone(), key)
     }
@@ -46,7 +46,7 @@ impl MachineController for SimController {
 
     fn new_transport(&self, receiver: &NodeId, for_node: &NodeId) -> Transport {
         let key = self.shared.lock().link_key(receiver, for_node);
-        Transport::new(self.handle.address(), for_node.clone(), key)
+        Transport::new(Arc::clone(self.handle.shared_address()), for_node.clone(), key)
     }
 
     fn transfer_transport(&self, _holder: &NodeId, transport: &Transport, for_node: &NodeId) -> Transport {
