@@ -65,12 +65,12 @@ use crate::handle::Transport;
 use crate::ids::NodeId;
 use crate::rng::DetRng;
 
-/// The domain of link-key derivation, so that these keys can never collide with another use of
-/// the same secret.
-const LINK_CONTEXT: &[u8] = b"dz 2026 link key v1";
+/// The domain of link-key derivation from a node's own secret or a previous key, so that these
+/// keys can never collide with another use of the same secret.
+const LINK_CONTEXT: &[u8] = b"dz link v1";
 
-/// The domain of node-secret derivation.
-const NODE_CONTEXT: &[u8] = b"dz 2026 node secret v1";
+/// The domain of link-key derivation from a machine's secret, for a node of that machine.
+const MACHINE_LINK_CONTEXT: &[u8] = b"dz machine link v1";
 
 fn random_bytes(rng: &mut DetRng) -> [u8; 32] {
     let mut bytes = [0u8; 32];
@@ -80,10 +80,11 @@ fn random_bytes(rng: &mut DetRng) -> [u8; 32] {
     bytes
 }
 
-/// A machine's 32-byte secret, from which the secrets of the nodes spawned on it are derived:
-/// node `n`'s secret is `KDF(machine secret, n)`. Deriving instead of storing keeps 32 bytes out
-/// of every node's slot, and is as strong: whoever can read a machine's memory holds its nodes'
-/// secrets either way. Its `Debug` never shows the bytes.
+/// A machine's 32-byte secret, whence the secrets of the nodes spawned on it come: node `R`'s
+/// key for a handle issued to `S` is `KDF(machine secret, R, S)`. Deriving instead of storing
+/// keeps 32 bytes out of every node's slot and a hash out of every spawn, and is as strong:
+/// whoever can read a machine's memory holds its nodes' secrets either way. Its `Debug` never
+/// shows the bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MachineSecret([u8; 32]);
 
@@ -98,12 +99,9 @@ impl MachineSecret {
         MachineSecret(random_bytes(rng))
     }
 
-    /// The secret of node `node` of this machine.
+    /// The secret of node `node` of this machine. Nothing is computed until it issues a key.
     pub fn node_secret(&self, node: &NodeId) -> NodeSecret {
-        let mut hasher = blake3::Hasher::new_keyed(&self.0);
-        hasher.update(NODE_CONTEXT);
-        hasher.update(node.as_str().as_bytes());
-        NodeSecret(*hasher.finalize().as_bytes())
+        NodeSecret(Secret::OfMachine(self.0, node.clone()))
     }
 }
 
@@ -113,32 +111,46 @@ impl fmt::Debug for MachineSecret {
     }
 }
 
-/// A node's 32-byte secret, from which it derives the keys of the handles it issues.
-/// Its `Debug` never shows the bytes.
+/// A node's secret, from which it derives the keys of the handles it issues: 32 bytes of its
+/// own (a node spawned from another machine gets them from its spawner), or its machine's
+/// secret and its id ([`MachineSecret::node_secret`]). Its `Debug` never shows the bytes.
 #[derive(Clone, PartialEq, Eq)]
-pub struct NodeSecret([u8; 32]);
+pub struct NodeSecret(Secret);
+
+#[derive(Clone, PartialEq, Eq)]
+enum Secret {
+    Own([u8; 32]),
+    OfMachine([u8; 32], NodeId),
+}
 
 impl NodeSecret {
     /// A secret of the given bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        NodeSecret(bytes)
+        NodeSecret(Secret::Own(bytes))
     }
 
     /// A secret drawn from `rng` (the simulator's seeded streams; a real machine uses the OS's
     /// entropy instead).
     pub fn from_rng(rng: &mut DetRng) -> Self {
-        NodeSecret(random_bytes(rng))
+        NodeSecret(Secret::Own(random_bytes(rng)))
     }
 
     /// The secret's bytes, for a runtime that ships a node's secret with a spawn request to
-    /// another machine. Never log them.
-    pub fn to_bytes(&self) -> [u8; 32] {
-        self.0
+    /// another machine; `None` for a secret derived from its machine's, which never leaves it.
+    /// Never log them.
+    pub fn to_bytes(&self) -> Option<[u8; 32]> {
+        match &self.0 {
+            Secret::Own(bytes) => Some(*bytes),
+            Secret::OfMachine(..) => None,
+        }
     }
 
     /// The key of a handle issued for `sender`: `KDF(secret, sender)`.
     pub fn link_key(&self, sender: &NodeId) -> LinkKey {
-        LinkKey(derive(&self.0, sender))
+        match &self.0 {
+            Secret::Own(bytes) => LinkKey(kdf(bytes, LINK_CONTEXT, &[sender])),
+            Secret::OfMachine(machine, node) => LinkKey(kdf(machine, MACHINE_LINK_CONTEXT, &[node, sender])),
+        }
     }
 
     /// The key of the handle whose delegation chain is `chain` (the node it was issued for,
@@ -152,6 +164,25 @@ impl NodeSecret {
 impl fmt::Debug for NodeSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("NodeSecret(..)")
+    }
+}
+
+impl Serialize for NodeSecret {
+    /// A node's own secret as base64; one derived from its machine's secret is never shipped,
+    /// and refusing to serialise it says so.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Secret::Own(bytes) => s.serialize_str(&crate::base64::encode(bytes)),
+            Secret::OfMachine(..) => {
+                Err(serde::ser::Error::custom("a node secret derived from its machine's never leaves the machine"))
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeSecret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(NodeSecret::from_bytes(base64_bytes(d, "a node secret")?))
     }
 }
 
@@ -172,7 +203,7 @@ impl LinkKey {
 
     /// The key of the same link passed on to `next`: `KDF(self, next)`.
     pub fn transfer(&self, next: &NodeId) -> LinkKey {
-        LinkKey(derive(&self.0, next))
+        LinkKey(kdf(&self.0, LINK_CONTEXT, &[next]))
     }
 }
 
@@ -182,34 +213,50 @@ impl fmt::Debug for LinkKey {
     }
 }
 
-/// Key material in JSON: base64 text of its 32 bytes.
-macro_rules! base64_serde {
-    ($ty:ident, $what:literal) => {
-        impl Serialize for $ty {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&crate::base64::encode(&self.0))
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = std::borrow::Cow::<str>::deserialize(d)?;
-                crate::base64::decode::<32>(&text).map($ty).ok_or_else(|| {
-                    serde::de::Error::custom(concat!($what, " is 32 bytes in base64 (44 characters, ending in `=`)"))
-                })
-            }
-        }
-    };
+fn base64_bytes<'de, D: Deserializer<'de>>(d: D, what: &str) -> Result<[u8; 32], D::Error> {
+    let text = std::borrow::Cow::<str>::deserialize(d)?;
+    crate::base64::decode::<32>(&text).ok_or_else(|| {
+        serde::de::Error::custom(format_args!("{what} is 32 bytes in base64 (44 characters, ending in `=`)"))
+    })
 }
 
-base64_serde!(NodeSecret, "a node secret");
-base64_serde!(LinkKey, "a link key");
+impl Serialize for LinkKey {
+    /// The key as base64.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::base64::encode(&self.0))
+    }
+}
 
-fn derive(key: &[u8; 32], node: &NodeId) -> [u8; 32] {
+impl<'de> Deserialize<'de> for LinkKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(LinkKey(base64_bytes(d, "a link key")?))
+    }
+}
+
+/// BLAKE3 in keyed mode over `context` and then each id, each id preceded by its length (so that
+/// no two lists of ids give the same input). Short inputs, the usual case, are hashed in one
+/// call from the stack.
+fn kdf(key: &[u8; 32], context: &[u8], ids: &[&NodeId]) -> [u8; 32] {
+    let mut buf = [0u8; 128];
+    let mut len = context.len();
+    let fits = len + ids.iter().map(|id| 4 + id.as_str().len()).sum::<usize>() <= buf.len();
+    if fits {
+        buf[..len].copy_from_slice(context);
+        for id in ids {
+            let bytes = id.as_str().as_bytes();
+            buf[len..len + 4].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
+            buf[len + 4..len + 4 + bytes.len()].copy_from_slice(bytes);
+            len += 4 + bytes.len();
+        }
+        return *blake3::keyed_hash(key, &buf[..len]).as_bytes();
+    }
     let mut hasher = blake3::Hasher::new_keyed(key);
-    hasher.update(LINK_CONTEXT);
-    hasher.update(&(node.as_str().len() as u64).to_le_bytes());
-    hasher.update(node.as_str().as_bytes());
+    hasher.update(context);
+    for id in ids {
+        let bytes = id.as_str().as_bytes();
+        hasher.update(&(bytes.len() as u32).to_le_bytes());
+        hasher.update(bytes);
+    }
     *hasher.finalize().as_bytes()
 }
 
@@ -729,10 +776,27 @@ mod tests {
     fn node_secrets_differ_by_node_and_machine() {
         let m = MachineSecret::from_rng(&mut DetRng::from_seed(1));
         let other = MachineSecret::from_rng(&mut DetRng::from_seed(2));
-        assert_ne!(m.node_secret(&id("A_1")), m.node_secret(&id("B_1")));
-        assert_ne!(m.node_secret(&id("A_1")), other.node_secret(&id("A_1")));
-        assert_eq!(m.node_secret(&id("A_1")), m.clone().node_secret(&id("A_1")));
+        let key = |m: &MachineSecret, node: &str| m.node_secret(&id(node)).link_key(&id("S_1"));
+        assert_ne!(key(&m, "A_1"), key(&m, "B_1"));
+        assert_ne!(key(&m, "A_1"), key(&other, "A_1"));
+        assert_eq!(key(&m, "A_1"), key(&m.clone(), "A_1"));
+        // Not the key a node with its own secret would make.
+        assert_ne!(key(&m, "A_1"), NodeSecret::from_bytes([0; 32]).link_key(&id("S_1")));
+        assert_eq!(m.node_secret(&id("A_1")).to_bytes(), None, "never shipped");
+        assert!(serde_json::to_string(&m.node_secret(&id("A_1"))).is_err());
         assert_eq!(format!("{m:?}"), "MachineSecret(..)");
+    }
+
+    #[test]
+    fn long_ids_hash_the_same_bytes_as_short_ones() {
+        let key = [5u8; 32];
+        for len in [1, 100, 114, 115, 300] {
+            let long = NodeId::from("x".repeat(len).as_str());
+            let mut input = LINK_CONTEXT.to_vec();
+            input.extend_from_slice(&(len as u32).to_le_bytes());
+            input.extend_from_slice(long.as_str().as_bytes());
+            assert_eq!(kdf(&key, LINK_CONTEXT, &[&long]), *blake3::keyed_hash(&key, &input).as_bytes(), "{len}");
+        }
     }
 
     #[test]
