@@ -21,6 +21,15 @@
 //!   it sends on, and the keys and replay windows of the links into it, with the
 //!   [`Rejections`] counted by reason. Node secrets come from a [`MachineSecret`].
 //!
+//! # Speed
+//!
+//! dz seals many short messages. For those the portable backends of the `chacha20` and
+//! `poly1305` crates beat their SIMD ones (Poly1305's AVX2 backend precomputes key powers for
+//! every message): on a 2-vCPU EPYC VM, sealing and opening an 11-byte message took 4.2 µs with
+//! the SIMD backends and 1.0 µs with the portable ones. This workspace builds with
+//! `--cfg chacha20_force_soft --cfg poly1305_force_soft` (its `.cargo/config.toml`); an
+//! application can pass the same flags in its own `RUSTFLAGS` or cargo config.
+//!
 //! No cryptography is written here: BLAKE3 and ChaCha20-Poly1305 come from their crates.
 //!
 //! # Examples
@@ -57,8 +66,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::handle::Transport;
@@ -262,13 +271,27 @@ fn kdf(key: &[u8; 32], context: &[u8], ids: &[&NodeId]) -> [u8; 32] {
 
 /// The associated data of a sealed message: the receiver and the chain, each length-prefixed so
 /// that no two (receiver, chain) pairs give the same bytes.
-fn associated_data(receiver: &NodeId, chain: &[NodeId]) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(16 + receiver.as_str().len() + chain.len() * 24);
-    for id in std::iter::once(receiver).chain(chain) {
-        aad.extend_from_slice(&(id.as_str().len() as u64).to_le_bytes());
-        aad.extend_from_slice(id.as_str().as_bytes());
+fn associated_data<R>(receiver: &NodeId, chain: &[NodeId], with: impl FnOnce(&[u8]) -> R) -> R {
+    let ids = || std::iter::once(receiver).chain(chain);
+    let len: usize = ids().map(|id| 8 + id.as_str().len()).sum();
+    let write = |aad: &mut [u8]| {
+        let mut at = 0;
+        for id in ids() {
+            let bytes = id.as_str().as_bytes();
+            aad[at..at + 8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+            aad[at + 8..at + 8 + bytes.len()].copy_from_slice(bytes);
+            at += 8 + bytes.len();
+        }
+    };
+    // Most fit on the stack: a receiver and a chain of two or three ids.
+    let mut stack = [0u8; 256];
+    if len <= stack.len() {
+        write(&mut stack[..len]);
+        return with(&stack[..len]);
     }
-    aad
+    let mut heap = vec![0u8; len];
+    write(&mut heap);
+    with(&heap)
 }
 
 fn nonce(nonce: LinkNonce) -> Nonce {
@@ -320,13 +343,18 @@ pub const MAX_CHAIN: usize = 64;
 /// The result is the nonce (12 bytes), then the ciphertext and its 16-byte tag.
 pub fn seal(key: &LinkKey, nonce_: LinkNonce, receiver: &NodeId, chain: &[NodeId], plaintext: &[u8]) -> Vec<u8> {
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.0));
-    let aad = associated_data(receiver, chain);
+    let mut out = Vec::with_capacity(SEAL_OVERHEAD + plaintext.len());
+    out.extend_from_slice(&nonce_.to_bytes());
+    out.extend_from_slice(plaintext);
     // Encryption fails only for inputs beyond ChaCha20's 256 GiB limit, which no message reaches;
     // such a message is sealed as empty and will not open.
-    let sealed = cipher.encrypt(&nonce(nonce_), Payload { msg: plaintext, aad: &aad }).unwrap_or_default();
-    let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
-    out.extend_from_slice(&nonce_.to_bytes());
-    out.extend_from_slice(&sealed);
+    let tag = associated_data(receiver, chain, |aad| {
+        cipher.encrypt_in_place_detached(&nonce(nonce_), aad, &mut out[NONCE_LEN..])
+    });
+    match tag {
+        Ok(tag) => out.extend_from_slice(&tag),
+        Err(_) => out.truncate(NONCE_LEN),
+    }
     out
 }
 
@@ -377,9 +405,12 @@ pub fn open(
     bytes.copy_from_slice(head);
     let link_nonce = LinkNonce::from_bytes(&bytes);
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.0));
-    let aad = associated_data(receiver, chain);
-    let plaintext =
-        cipher.decrypt(&Nonce::from(bytes), Payload { msg: body, aad: &aad }).map_err(|_| OpenError::Rejected)?;
+    let (text, tag) = body.split_at(body.len() - 16);
+    let mut plaintext = text.to_vec();
+    associated_data(receiver, chain, |aad| {
+        cipher.decrypt_in_place_detached(&Nonce::from(bytes), aad, &mut plaintext, Tag::from_slice(tag))
+    })
+    .map_err(|_| OpenError::Rejected)?;
     Ok((link_nonce, plaintext))
 }
 

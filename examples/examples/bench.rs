@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dz_core::prelude::*;
-use dz_core::sim::Simulation;
+use dz_core::sim::{SimConfig, Simulation};
 use dz_core::Driver;
 use dz_examples::sum_tree::{self, TreeConfig};
 use dz_runtime_smol::Machine;
@@ -443,7 +443,11 @@ fn x_pair(
 // ---- the simulator -------------------------------------------------------------------------
 
 fn sim_a(rounds: u64, machines: usize) -> (f64, u64) {
-    let mut sim = Simulation::new(1);
+    sim_a_with(rounds, machines, SimConfig::default())
+}
+
+fn sim_a_with(rounds: u64, machines: usize, config: SimConfig) -> (f64, u64) {
+    let mut sim = Simulation::with_config(1, config);
     let all: Vec<_> = (0..machines).map(|_| sim.add_machine()).collect();
     let mut driver = sim.driver();
     let (pinger, for_pinger) = pair(&mut driver, &all[0], &all[machines - 1]);
@@ -573,6 +577,8 @@ fn main() {
                 line("dz-sim", "S", delivered as f64 / wall, "local_deliveries_per_s");
                 let (wall, delivered) = sim_a(sizes.rounds, 2);
                 line("dz-sim", "S", delivered as f64 / wall, "cross_machine_deliveries_per_s");
+                let (wall, delivered) = sim_a_with(sizes.rounds, 2, SimConfig { seal: false, ..SimConfig::default() });
+                line("dz-sim", "S", delivered as f64 / wall, "cross_machine_unsealed_deliveries_per_s");
                 let config = TreeConfig { run_ms: sizes.tree_ms, ..TreeConfig::default() };
                 let start = Instant::now();
                 let outcome = sum_tree::simulate(42, 10, config);
