@@ -2,7 +2,7 @@
 //! JSON decoders of handles: none may panic, and nothing made up may open.
 #![no_main]
 
-use dz_core::security::{open, seal, NodeSecret, ReplayWindow};
+use dz_core::security::{open, seal, LinkNonce, NodeSecret, ReplayWindow};
 use dz_core::{MachineHandle, NodeId, RawHandle};
 use libfuzzer_sys::fuzz_target;
 
@@ -15,8 +15,9 @@ fuzz_target!(|data: &[u8]| {
     assert!(open(&key, &receiver, &chain, data).is_err());
 
     // A real message opens; with any byte of the input xor-ed into it, it does not.
-    let sealed = seal(&key, 7, &receiver, &chain, data);
-    assert_eq!(open(&key, &receiver, &chain, &sealed).map(|(c, p)| (c, p == data)), Ok((7, true)));
+    let nonce = LinkNonce { instance: 3, counter: 7 };
+    let sealed = seal(&key, nonce, &receiver, &chain, data);
+    assert_eq!(open(&key, &receiver, &chain, &sealed).map(|(n, p)| (n, p == data)), Ok((nonce, true)));
     if let Some((&first, _)) = data.split_first() {
         if first != 0 {
             let mut bad = sealed.clone();
