@@ -216,13 +216,35 @@ impl Core {
                 }
                 Ok(())
             }
-            Wire::Terminate { from, target } => {
+            Wire::Terminate { from, target, chain, bytes } => {
+                if self.config.sealing {
+                    let opened = match (chain, bytes.as_deref().and_then(wire::sealed_bytes)) {
+                        (Some(chain), Some(sealed)) => self.store.open(&target, &chain.into(), &sealed, &self.secret),
+                        _ => Err(OpenError::TooShort),
+                    };
+                    let refused = match opened {
+                        Ok(plain) if plain == wire::TERMINATE => None,
+                        Ok(_) => Some(OpenError::TooShort),
+                        Err(error) => Some(error),
+                    };
+                    if let Some(error) = refused {
+                        self.rejected(&from, &target, error);
+                        return Ok(());
+                    }
+                }
                 tracing::debug!(%from, %target, "dz: termination from a peer");
                 drop(self.store.terminate(&target));
                 Ok(())
             }
             Wire::Hello { .. } | Wire::Ack { .. } => Err("a greeting after the handshake"),
         }
+    }
+
+    /// Seals `plaintext` for the node behind `to`, on its link (the handle's chain).
+    fn seal(&self, to: &RawHandle, plaintext: &[u8]) -> Vec<u8> {
+        let shard = to.id().stable_hash() as usize % SEND_SHARDS;
+        let mut links = self.send_links[shard].0.lock().unwrap_or_else(PoisonError::into_inner);
+        links.seal(to.id(), to.transport(), plaintext, new_instance)
     }
 
     /// Counts a message from a peer that sealing rejected, and logs it (at warn, at most once a
@@ -293,15 +315,8 @@ impl MachineController for Core {
             if !self.config.sealing {
                 return encode(|buf| wire::msg(buf, from, to.id(), &json));
             }
-            let transport = to.transport();
-            let shard = to.id().stable_hash() as usize % SEND_SHARDS;
-            let sealed = self.send_links[shard].0.lock().unwrap_or_else(PoisonError::into_inner).seal(
-                to.id(),
-                transport,
-                &json,
-                new_instance,
-            );
-            encode(|buf| wire::sealed(buf, from, to.id(), transport.chain(), &sealed))
+            let sealed = self.seal(to, &json);
+            encode(|buf| wire::sealed(buf, from, to.id(), to.transport().chain(), &sealed))
         });
         self.send_frame(address, frame, "message");
     }
@@ -330,7 +345,12 @@ impl MachineController for Core {
         if self.is_local(target.machine_id(), address) {
             drop(self.store.terminate(target.id()));
         } else {
-            let frame = encode(|buf| wire::terminate(buf, from, target.id()));
+            let frame = if self.config.sealing {
+                let sealed = self.seal(target, wire::TERMINATE);
+                encode(|buf| wire::terminate(buf, from, target.id(), Some((target.transport().chain(), &sealed))))
+            } else {
+                encode(|buf| wire::terminate(buf, from, target.id(), None))
+            };
             self.send_frame(address, frame, "termination");
         }
     }

@@ -152,9 +152,9 @@
 //! - *Spawn frames travel in the clear*, with the new node's state and its secret: an
 //!   eavesdropper who records one can read the state and talk to that node as its spawner (and
 //!   as anyone the spawner delegated to).
-//! - *Terminations and greetings are not authenticated*: anyone who can reach a machine's port
-//!   can terminate a node whose id it knows, and a `hello` claims a machine id and a listen
-//!   address that nothing checks.
+//! - *Greetings are not authenticated*: a `hello` claims a machine id and a listen address
+//!   that nothing checks. (Terminations from afar are sealed like messages: only a holder of a
+//!   handle to a node can terminate it.)
 //! - *A compromised machine*: whoever reads a machine's memory holds its secret and its nodes'
 //!   secrets, and every key they issued.
 //! - *Messages within one machine are not sealed*: they never leave its memory. The machine is

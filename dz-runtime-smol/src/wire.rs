@@ -6,7 +6,7 @@
 //! {"sealed":{"from":"Pinger_..","to":"Ponger_..","chain":["Pinger_.."],"bytes":"<base64>"}}
 //! {"msg":{"from":"Pinger_..","to":"Ponger_..","message":{"Ping":{"n":1}}}}     sealing off
 //! {"spawn":{"from":"Root_..","id":"Leaf_..","node_type":"Leaf","state":{..},"secret":"<base64>"}}
-//! {"terminate":{"from":"Root_..","target":"Leaf_.."}}
+//! {"terminate":{"from":"Root_..","target":"Leaf_..","chain":["Root_.."],"bytes":"<base64>"}}
 //! ```
 //!
 //! A message goes `sealed` (the default) or, between machines built with `sealing(false)`, as
@@ -18,9 +18,12 @@
 //! authenticated (the chain is). A machine with sealing on rejects a plain `msg` (counted as
 //! malformed); one with sealing off drops a `sealed` one (counted as undecodable).
 //!
+//! A `terminate` is sealed the same way (its plaintext is a fixed marker) under the handle to
+//! its target; with sealing off it has no `chain` or `bytes`.
+//!
 //! A `spawn` carries the new node's state and its secret (32 bytes, base64), drawn by the
-//! spawner, who derived the first handle's key from it. Spawns, terminations and greetings are
-//! not sealed (see the crate's threat model).
+//! spawner, who derived the first handle's key from it. Spawns and greetings are not sealed
+//! (see the crate's threat model).
 //!
 //! Messages and node states are written into the frame as the JSON their types make, and read
 //! back as raw JSON, decoded only by the node (or node type) they are for.
@@ -70,6 +73,10 @@ pub(crate) enum Wire<'a> {
     Terminate {
         from: NodeId,
         target: NodeId,
+        #[serde(default)]
+        chain: Option<Vec<NodeId>>,
+        #[serde(default, borrow)]
+        bytes: Option<Cow<'a, str>>,
     },
 }
 
@@ -157,16 +164,8 @@ pub(crate) fn sealed(
         string(buf, from.as_str())?;
         buf.extend_from_slice(b",\"to\":");
         string(buf, to.as_str())?;
-        buf.extend_from_slice(b",\"chain\":[");
-        for (i, link) in chain.iter().enumerate() {
-            if i > 0 {
-                buf.push(b',');
-            }
-            string(buf, link.as_str())?;
-        }
-        buf.extend_from_slice(b"],\"bytes\":\"");
-        dz_core::base64::encode_into(sealed, buf);
-        buf.extend_from_slice(b"\"}}");
+        chain_and_bytes(buf, chain, sealed)?;
+        buf.extend_from_slice(b"}}");
         Ok(())
     })
 }
@@ -196,16 +195,44 @@ pub(crate) fn spawn(
     })
 }
 
-/// Appends a `terminate` frame.
-pub(crate) fn terminate(buf: &mut Vec<u8>, from: &NodeId, target: &NodeId) -> Result<(), serde_json::Error> {
+/// What a sealed `terminate` frame seals: a termination can be neither made from a sealed
+/// message nor made into one (either would be a replay on its link).
+pub(crate) const TERMINATE: &[u8] = b"dz terminate";
+
+/// Appends a `terminate` frame; `sealed` is the chain of the handle to the target and
+/// [`TERMINATE`] sealed under its key (none with sealing off).
+pub(crate) fn terminate(
+    buf: &mut Vec<u8>,
+    from: &NodeId,
+    target: &NodeId,
+    sealed: Option<(&[NodeId], &[u8])>,
+) -> Result<(), serde_json::Error> {
     framed(buf, |buf| {
         buf.extend_from_slice(b"{\"terminate\":{\"from\":");
         string(buf, from.as_str())?;
         buf.extend_from_slice(b",\"target\":");
         string(buf, target.as_str())?;
+        if let Some((chain, sealed)) = sealed {
+            chain_and_bytes(buf, chain, sealed)?;
+        }
         buf.extend_from_slice(b"}}");
         Ok(())
     })
+}
+
+/// Writes `,"chain":[..],"bytes":"<base64>"`.
+fn chain_and_bytes(buf: &mut Vec<u8>, chain: &[NodeId], sealed: &[u8]) -> Result<(), serde_json::Error> {
+    buf.extend_from_slice(b",\"chain\":[");
+    for (i, link) in chain.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        string(buf, link.as_str())?;
+    }
+    buf.extend_from_slice(b"],\"bytes\":\"");
+    dz_core::base64::encode_into(sealed, buf);
+    buf.push(b'"');
+    Ok(())
 }
 
 /// Reads `payload` as a machine reads a frame from a peer, short of acting on it: parses it and,
@@ -266,10 +293,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let mut buf = Vec::new();
-        terminate(&mut buf, &a, &b).unwrap();
-        assert!(
-            matches!(serde_json::from_slice::<Wire<'_>>(payload(&buf)).unwrap(), Wire::Terminate { target, .. } if target == b)
-        );
+        terminate(&mut buf, &a, &b, None).unwrap();
+        assert!(matches!(
+            decode(payload(&buf)).unwrap(),
+            Wire::Terminate { target, chain: None, bytes: None, .. } if target == b
+        ));
+        let mut buf = Vec::new();
+        terminate(&mut buf, &a, &b, Some((&chain, &[7, 8]))).unwrap();
+        match decode(payload(&buf)).unwrap() {
+            Wire::Terminate { target, chain: Some(read), bytes: Some(bytes), .. } => {
+                assert_eq!((target, read), (b.clone(), chain.to_vec()));
+                assert_eq!(sealed_bytes(&bytes), Some(vec![7, 8]));
+            }
+            other => panic!("{other:?}"),
+        }
         let mut buf = Vec::new();
         hello(&mut buf, &MachineId::from("M_1"), "127.0.0.1:1").unwrap();
         assert!(matches!(

@@ -232,6 +232,32 @@ fn a_chain_not_descending_from_a_handle_held_is_rejected() {
 }
 
 #[test]
+fn only_a_holder_of_a_handle_can_terminate_a_node_from_afar() {
+    let (client, server) = (common::client(), server());
+    let vault = client.spawn_on(Vault::default(), &server.handle());
+    vault.put(&mut client.client(), "kept".to_string());
+    assert_eq!(wait_for_items(&server, &vault, 1), ["kept"]);
+
+    // A raw peer that knows the vault's id, but holds no handle to it: a plain termination.
+    let mut stream = connect_as_peer(&server, "raw:sec2");
+    let plain = format!(r#"{{"terminate":{{"from":"Raw_1","target":"{}"}}}}"#, vault.id());
+    stream.write_all(&framed(plain.as_bytes())).expect("write");
+    // A handle with a made-up key.
+    let mut json = json_of(&vault);
+    json["transport"]["key"] = serde_json::Value::from(dz_core::base64::encode(&[9; 32]));
+    let made_up: Handle<Vault> = serde_json::from_value(json).expect("a well-formed handle");
+    client.terminate(&made_up);
+    let stats = wait_for(&server, |s| s.rejected() == 2);
+    assert_eq!((stats.rejected_malformed, stats.rejected_bad_tag, stats.terminated), (1, 1, 0), "{stats:?}");
+    assert!(server.is_alive(vault.id()));
+
+    // The holder of the handle can.
+    client.terminate(&vault);
+    assert!(common::wait_until(LIMIT, || !server.is_alive(vault.id())));
+    assert_eq!(server.stats().terminated, 1);
+}
+
+#[test]
 fn a_handle_transferred_three_times_across_machines_still_works_and_shows_its_chain() {
     let (a, b) = (server(), server());
     // The vault on b (spawned from a: its secret travelled with the spawn); relays on a, b, a.
