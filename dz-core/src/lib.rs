@@ -76,7 +76,8 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![forbid(unsafe_code)]
 
-mod base64;
+#[doc(hidden)]
+pub mod base64;
 pub mod context;
 pub mod controller;
 pub mod driver;

@@ -47,6 +47,7 @@ pub struct MachineBuilder {
     machine_id: Option<String>,
     max_frame_bytes: usize,
     max_backlog_bytes: usize,
+    sealing: bool,
 }
 
 impl Default for MachineBuilder {
@@ -60,6 +61,7 @@ impl Default for MachineBuilder {
             machine_id: None,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_backlog_bytes: 64 << 20,
+            sealing: true,
         }
     }
 }
@@ -125,6 +127,25 @@ impl MachineBuilder {
         self
     }
 
+    /// Whether messages to and from other machines are sealed (default `true`): encrypted and
+    /// authenticated under their handle's link key, so that a forged, tampered, re-addressed or
+    /// replayed message is rejected, counted, and never reaches a handler (see the crate's
+    /// threat model).
+    ///
+    /// `false` sends plain JSON, for speed on a network the machines trust entirely; handles'
+    /// keys and chains are then not checked (a handler's [`Context::chain`] of a message from
+    /// afar is empty), and anyone who can reach the port can send to any node. **Every machine
+    /// of a cluster must agree**: a machine with sealing on rejects plain messages (counted in
+    /// [`MachineStats::rejected_malformed`](crate::MachineStats::rejected_malformed)), and one
+    /// with it off drops sealed ones (counted in
+    /// [`MachineStats::dropped_undecodable`](crate::MachineStats::dropped_undecodable)).
+    ///
+    /// [`Context::chain`]: dz_core::Context::chain
+    pub fn sealing(mut self, on: bool) -> Self {
+        self.sealing = on;
+        self
+    }
+
     /// Binds the listen address, starts the machine's threads and connects to its peers.
     ///
     /// # Errors
@@ -145,7 +166,11 @@ impl MachineBuilder {
             }
         };
         let handle = MachineHandle::new(id, address.to_string());
-        let config = Config { max_frame_bytes: self.max_frame_bytes, max_backlog_bytes: self.max_backlog_bytes };
+        let config = Config {
+            max_frame_bytes: self.max_frame_bytes,
+            max_backlog_bytes: self.max_backlog_bytes,
+            sealing: self.sealing,
+        };
         let executor = Arc::new(Executor::new());
         let core = Core::new(handle, self.registry, config, seed, self.seed.is_some(), Arc::clone(&executor));
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::Waker;
 use std::time::Instant;
@@ -13,10 +14,11 @@ use dz_core::controller::{
 };
 use dz_core::ids::new_id;
 use dz_core::rng::DetRng;
-use dz_core::security::MachineSecret;
+use dz_core::security::{MachineSecret, NodeSecret, OpenError, SendLinks};
 use dz_core::{MachineHandle, NodeId, RawHandle, TimerToken, Transport};
 
 use crate::letter::{Letter, RemoteLetter};
+use crate::padded::Padded;
 use crate::peer::{self, Peers};
 use crate::stats::{bump, Counters};
 use crate::store::{Store, Undeliverable};
@@ -33,7 +35,16 @@ pub(crate) struct Config {
     pub(crate) max_frame_bytes: usize,
     /// The most bytes queued for one peer before sends to it fail.
     pub(crate) max_backlog_bytes: usize,
+    /// Messages between machines are sealed (and only sealed ones are accepted).
+    pub(crate) sealing: bool,
 }
+
+/// How many locks the sending side of the machine's sealed links is split over (by receiver).
+const SEND_SHARDS: usize = 16;
+
+/// At most one warning per this many microseconds about rejected messages; the others are
+/// counted in the next warning (and always in [`crate::MachineStats`]).
+const REJECT_WARN_EVERY: u64 = 1_000_000;
 
 /// Everything a machine's threads and tasks share.
 pub(crate) struct Core {
@@ -48,6 +59,13 @@ pub(crate) struct Core {
     ids: Mutex<DetRng>,
     /// Whence the secrets of this machine's nodes derive; from the OS's entropy.
     secret: MachineSecret,
+    /// The sending side of the sealed links out of this machine (nonce counters), split by the
+    /// receiver's hash.
+    send_links: Box<[Padded<Mutex<SendLinks>>]>,
+    /// When a rejection was last logged at warn (machine microseconds, plus one; 0: never), and
+    /// how many were not logged since.
+    reject_warned_at: AtomicU64,
+    rejects_unlogged: AtomicU64,
     /// The nodes' random stream when the machine was given a seed; otherwise `fastrand`'s.
     seeded: Option<Mutex<DetRng>>,
     /// The I/O executor, taken out at shutdown (which drops its tasks and their sockets).
@@ -76,6 +94,9 @@ impl Core {
             config,
             ids: Mutex::new(DetRng::substream(seed, "ids", salt)),
             secret: os_secret(),
+            send_links: (0..SEND_SHARDS).map(|_| Padded(Mutex::default())).collect(),
+            reject_warned_at: AtomicU64::new(0),
+            rejects_unlogged: AtomicU64::new(0),
             seeded: seeded.then(|| Mutex::new(DetRng::substream(seed, "nodes", salt))),
             io: Mutex::new(Some(io)),
             me: me.clone(),
@@ -127,12 +148,13 @@ impl Core {
 
     /// Delivers a timer's message; `false` if its node is gone.
     pub(crate) fn deliver_timer(&self, node: &NodeId, message: Box<dyn AnyMessage>) -> bool {
-        self.store.deliver(node, Letter::Local(message)).is_ok()
+        self.store.deliver(node, Letter::timer(message)).is_ok()
     }
 
-    /// Starts `node` here under `id`.
-    pub(crate) fn start_node(&self, from: &NodeId, id: NodeId, node: Box<dyn ErasedNode>) {
-        if let Err(node) = self.store.insert(id.clone(), node) {
+    /// Starts `node` here under `id`; `secret` is the one it was shipped with, if spawned from
+    /// another machine.
+    pub(crate) fn start_node(&self, from: &NodeId, id: NodeId, node: Box<dyn ErasedNode>, secret: Option<NodeSecret>) {
+        if let Err(node) = self.store.insert(id.clone(), node, secret) {
             tracing::warn!(%from, %id, node_type = node.type_name(), "dz: spawn refused: the id is in use (or the machine is stopping)");
             bump(&self.stats.spawn_failed);
         }
@@ -147,12 +169,37 @@ impl Core {
     /// Acts on a frame from a peer. An error names why the connection must close.
     pub(crate) fn receive(&self, wire: Wire<'_>) -> Result<(), &'static str> {
         match wire {
-            Wire::Msg { from, to, message } => {
-                let json = message.get().as_bytes().into();
-                self.deliver_local(&to, Letter::Remote(Box::new(RemoteLetter { from, json })));
+            Wire::Sealed { from, to, chain, bytes } => {
+                if !self.config.sealing {
+                    tracing::warn!(%from, %to, "dz: dropped a sealed message: sealing is off on this machine");
+                    bump(&self.stats.dropped_undecodable);
+                    return Ok(());
+                }
+                let chain: Arc<[NodeId]> = chain.into();
+                let opened = match wire::sealed_bytes(&bytes) {
+                    Some(sealed) => self.store.open(&to, &chain, &sealed, &self.secret),
+                    None => Err(OpenError::TooShort),
+                };
+                match opened {
+                    Ok(json) => {
+                        let letter = RemoteLetter { from, chain, json: json.into_boxed_slice() };
+                        self.deliver_local(&to, Letter::Remote(Box::new(letter)));
+                    }
+                    Err(error) => self.rejected(&from, &to, error),
+                }
                 Ok(())
             }
-            Wire::Spawn { from, id, node_type, state } => {
+            Wire::Msg { from, to, message } => {
+                if self.config.sealing {
+                    self.rejected(&from, &to, OpenError::TooShort);
+                    return Ok(());
+                }
+                let json = message.get().as_bytes().into();
+                let chain = Arc::from(Vec::new());
+                self.deliver_local(&to, Letter::Remote(Box::new(RemoteLetter { from, chain, json })));
+                Ok(())
+            }
+            Wire::Spawn { from, id, node_type, state, secret } => {
                 match self.registry.get(&node_type) {
                     None => {
                         tracing::warn!(%from, %id, %node_type, "dz: spawn refused: node type not registered here");
@@ -160,7 +207,7 @@ impl Core {
                         bump(&self.stats.spawn_unknown_type);
                     }
                     Some(factory) => match factory(state.get().as_bytes()) {
-                        Ok(node) => self.start_node(&from, id, node),
+                        Ok(node) => self.start_node(&from, id, node, Some(secret)),
                         Err(error) => {
                             tracing::warn!(%from, %id, %node_type, %error, "dz: spawn refused: the state does not decode");
                             bump(&self.stats.spawn_failed);
@@ -169,12 +216,61 @@ impl Core {
                 }
                 Ok(())
             }
-            Wire::Terminate { from, target } => {
+            Wire::Terminate { from, target, chain, bytes } => {
+                if self.config.sealing {
+                    let opened = match (chain, bytes.as_deref().and_then(wire::sealed_bytes)) {
+                        (Some(chain), Some(sealed)) => self.store.open(&target, &chain.into(), &sealed, &self.secret),
+                        _ => Err(OpenError::TooShort),
+                    };
+                    let refused = match opened {
+                        Ok(plain) if plain == wire::TERMINATE => None,
+                        Ok(_) => Some(OpenError::TooShort),
+                        Err(error) => Some(error),
+                    };
+                    if let Some(error) = refused {
+                        self.rejected(&from, &target, error);
+                        return Ok(());
+                    }
+                }
                 tracing::debug!(%from, %target, "dz: termination from a peer");
                 drop(self.store.terminate(&target));
                 Ok(())
             }
             Wire::Hello { .. } | Wire::Ack { .. } => Err("a greeting after the handshake"),
+        }
+    }
+
+    /// Seals `plaintext` for the node behind `to`, on its link (the handle's chain).
+    fn seal(&self, to: &RawHandle, plaintext: &[u8]) -> Vec<u8> {
+        let shard = to.id().stable_hash() as usize % SEND_SHARDS;
+        let mut links = self.send_links[shard].0.lock().unwrap_or_else(PoisonError::into_inner);
+        links.seal(to.id(), to.transport(), plaintext, new_instance)
+    }
+
+    /// Counts a message from a peer that sealing rejected, and logs it (at warn, at most once a
+    /// second; the ones in between at debug, and counted in the next warning).
+    fn rejected(&self, from: &NodeId, to: &NodeId, error: OpenError) {
+        let counter = match error {
+            OpenError::Rejected => &self.stats.rejected_bad_tag,
+            OpenError::Replayed { .. } => &self.stats.rejected_replayed,
+            OpenError::BadChain => &self.stats.rejected_bad_chain,
+            OpenError::UnknownReceiver => &self.stats.rejected_unknown_receiver,
+            _ => &self.stats.rejected_malformed,
+        };
+        bump(counter);
+        let why: &dyn std::fmt::Display = match error {
+            OpenError::TooShort => &"malformed: not a sealed message (is sealing off on the sender?)",
+            ref other => other,
+        };
+        let now = self.now() + 1;
+        let last = self.reject_warned_at.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= REJECT_WARN_EVERY;
+        if due && self.reject_warned_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            let unlogged = self.rejects_unlogged.swap(0, Ordering::Relaxed);
+            tracing::warn!(%from, %to, error = %why, unlogged, "dz: rejected a message from a peer");
+        } else {
+            self.rejects_unlogged.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%from, %to, error = %why, "dz: rejected a message from a peer");
         }
     }
 
@@ -211,33 +307,37 @@ impl MachineController for Core {
         let address = to.transport().address();
         if self.is_local(to.machine_id(), address) {
             self.stats.sent_local.bump();
-            self.deliver_local(to.id(), Letter::Local(message));
+            self.deliver_local(to.id(), Letter::local(message, to.transport()));
             return;
         }
         bump(&self.stats.sent_remote);
-        let frame = message.to_json().and_then(|json| encode(|buf| wire::msg(buf, from, to.id(), &json)));
+        let frame = message.to_json().and_then(|json| {
+            if !self.config.sealing {
+                return encode(|buf| wire::msg(buf, from, to.id(), &json));
+            }
+            let sealed = self.seal(to, &json);
+            encode(|buf| wire::sealed(buf, from, to.id(), to.transport().chain(), &sealed))
+        });
         self.send_frame(address, frame, "message");
     }
 
     fn spawn(&self, from: &NodeId, request: SpawnRequest) -> Transport {
         let SpawnRequest { id, on, node } = request;
-        // Across machines the node's secret will travel with the spawn (sealing is being wired);
-        // until then such a handle's key is one nobody checks.
-        let key = if self.is_local(on.id(), on.address()) {
-            self.secret.node_secret(&id).link_key(from)
-        } else {
-            os_secret().node_secret(&id).link_key(from)
-        };
-        let transport = Transport::new(on.address(), from.clone(), key);
         if self.is_local(on.id(), on.address()) {
-            self.start_node(from, id, node);
-        } else {
-            let node_type = node.type_name();
-            let frame = node.to_json().and_then(|state| encode(|buf| wire::spawn(buf, from, &id, node_type, &state)));
-            drop(node);
-            self.send_frame(on.address(), frame, "spawn");
+            let key = self.secret.node_secret(&id).link_key(from);
+            self.start_node(from, id, node, None);
+            return Transport::new(Arc::clone(on.shared_address()), from.clone(), key);
         }
-        transport
+        // Across machines the spawner draws the node's secret (it makes the first handle before
+        // the node exists) and ships it with the state; the node keeps it.
+        let secret = os_bytes();
+        let key = NodeSecret::from_bytes(secret).link_key(from);
+        let node_type = node.type_name();
+        let frame =
+            node.to_json().and_then(|state| encode(|buf| wire::spawn(buf, from, &id, node_type, &state, &secret)));
+        drop(node);
+        self.send_frame(on.address(), frame, "spawn");
+        Transport::new(Arc::clone(on.shared_address()), from.clone(), key)
     }
 
     fn terminate(&self, from: &NodeId, target: &RawHandle) {
@@ -245,7 +345,12 @@ impl MachineController for Core {
         if self.is_local(target.machine_id(), address) {
             drop(self.store.terminate(target.id()));
         } else {
-            let frame = encode(|buf| wire::terminate(buf, from, target.id()));
+            let frame = if self.config.sealing {
+                let sealed = self.seal(target, wire::TERMINATE);
+                encode(|buf| wire::terminate(buf, from, target.id(), Some((target.transport().chain(), &sealed))))
+            } else {
+                encode(|buf| wire::terminate(buf, from, target.id(), None))
+            };
             self.send_frame(address, frame, "termination");
         }
     }
@@ -255,8 +360,8 @@ impl MachineController for Core {
     }
 
     fn new_transport(&self, receiver: &NodeId, for_node: &NodeId) -> Transport {
-        let key = self.secret.node_secret(receiver).link_key(for_node);
-        Transport::new(self.handle.address(), for_node.clone(), key)
+        let key = self.store.node_secret(receiver, &self.secret).link_key(for_node);
+        Transport::new(Arc::clone(self.handle.shared_address()), for_node.clone(), key)
     }
 
     fn transfer_transport(&self, _holder: &NodeId, transport: &Transport, for_node: &NodeId) -> Transport {
@@ -294,11 +399,26 @@ impl MachineController for Core {
     }
 }
 
-/// A machine secret from the OS's entropy. Without entropy a machine cannot keep its links
-/// safe, so failing to get it is not something to carry on from.
+/// A machine secret from the OS's entropy.
 pub(crate) fn os_secret() -> MachineSecret {
+    MachineSecret::from_bytes(os_bytes())
+}
+
+/// 32 bytes of the OS's entropy. Without entropy a machine cannot keep its links safe, so
+/// failing to get it is not something to carry on from.
+fn os_bytes() -> [u8; 32] {
     let mut bytes = [0u8; 32];
     #[allow(clippy::expect_used)]
-    getrandom::getrandom(&mut bytes).expect("the OS gives no entropy: machine secrets cannot be drawn");
-    MachineSecret::from_bytes(bytes)
+    getrandom::getrandom(&mut bytes).expect("the OS gives no entropy: secrets cannot be drawn");
+    bytes
+}
+
+/// The instance number of a sending side of a link, new on this machine: from the OS's entropy
+/// (drawn once per link, so the system call does not weigh on messages).
+fn new_instance() -> u32 {
+    let mut bytes = [0u8; 4];
+    match getrandom::getrandom(&mut bytes) {
+        Ok(()) => u32::from_le_bytes(bytes),
+        Err(_) => fastrand::u32(..),
+    }
 }

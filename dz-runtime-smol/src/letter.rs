@@ -1,15 +1,20 @@
 //! [`Letter`]: a message as it waits in a node's mailbox.
 
-use dz_core::controller::AnyMessage;
-use dz_core::NodeId;
+use std::sync::Arc;
 
-/// A message waiting in a mailbox (16 bytes).
+use dz_core::controller::AnyMessage;
+use dz_core::{NodeId, Transport};
+
+/// A message waiting in a mailbox (24 bytes).
 ///
-/// One from a node of this machine is its typed value and nothing more: its sender is not kept,
-/// so that a local send clones no id (the logs of a dropped local message cannot name the
-/// sender). One from afar is JSON, with its sender, decoded by the worker that runs the node.
+/// One from a node of this machine is its typed value and the transport it was sent through
+/// (one reference count: the handler reads the delegation chain from it, see
+/// [`Context::chain`](dz_core::Context::chain)); its sender is not kept otherwise, so the logs of
+/// a dropped local message do not name it. A timer's message has no transport (an empty chain).
+/// One from afar is JSON (opened already, if it came sealed), with its sender and its chain,
+/// decoded by the worker that runs the node.
 pub(crate) enum Letter {
-    Local(Box<dyn AnyMessage>),
+    Local { message: Box<dyn AnyMessage>, via: Option<Transport> },
     Remote(Box<RemoteLetter>),
 }
 
@@ -18,15 +23,28 @@ pub(crate) const LOCAL_SENDER: &str = "(a node of this machine)";
 
 /// A message from another machine.
 pub(crate) struct RemoteLetter {
+    /// The sender the frame names (for logs; not authenticated: the chain is).
     pub(crate) from: NodeId,
+    /// The delegation chain of the handle it was sent through.
+    pub(crate) chain: Arc<[NodeId]>,
     pub(crate) json: Box<[u8]>,
 }
 
 impl Letter {
+    /// A message from a node of this machine, sent through `via`.
+    pub(crate) fn local(message: Box<dyn AnyMessage>, via: &Transport) -> Self {
+        Letter::Local { message, via: Some(via.clone()) }
+    }
+
+    /// A timer's message: no sender, an empty chain.
+    pub(crate) fn timer(message: Box<dyn AnyMessage>) -> Self {
+        Letter::Local { message, via: None }
+    }
+
     /// The message's name, for logs.
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            Letter::Local(m) => m.name(),
+            Letter::Local { message, .. } => message.name(),
             Letter::Remote(_) => "(from the network)",
         }
     }
@@ -34,8 +52,38 @@ impl Letter {
     /// The sender, for logs: its id if the letter came from afar.
     pub(crate) fn sender(&self) -> &str {
         match self {
-            Letter::Local(_) => LOCAL_SENDER,
+            Letter::Local { .. } => LOCAL_SENDER,
             Letter::Remote(remote) => remote.from.as_str(),
+        }
+    }
+}
+
+/// Where a handler's [`Context::chain`](dz_core::Context::chain) comes from.
+pub(crate) enum Via {
+    /// A timer: no chain.
+    Nothing,
+    /// The transport of a local send.
+    Transport(Transport),
+    /// A chain read off the wire.
+    Chain(Arc<[NodeId]>),
+}
+
+impl Via {
+    /// The chain.
+    pub(crate) fn chain(&self) -> &[NodeId] {
+        match self {
+            Via::Nothing => &[],
+            Via::Transport(t) => t.chain(),
+            Via::Chain(chain) => chain,
+        }
+    }
+
+    /// The chain, shared (for an `async` handler, which keeps it).
+    pub(crate) fn shared(self) -> Arc<[NodeId]> {
+        match self {
+            Via::Nothing => Arc::from(Vec::new()),
+            Via::Transport(t) => Arc::clone(t.shared_chain()),
+            Via::Chain(chain) => chain,
         }
     }
 }

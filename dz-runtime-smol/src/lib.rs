@@ -78,8 +78,10 @@
 //!   local message the runtime allocates nothing beyond the `Box` the context made for it (a
 //!   slot's mailbox box is made once, and a mailbox grows only when fuller than ever before); it takes the receiver's shard lock
 //!   once and the sender's once, clones the receiver's id (a reference count), and adds to two
-//!   per-thread counters. A letter in a mailbox is 16 bytes; one from a node of this machine
-//!   does not keep its sender, so the logs of a dropped local message do not name it.
+//!   per-thread counters, and adds a reference to the transport it was sent through (so the
+//!   handler can read the delegation chain, [`Context::chain`](dz_core::Context::chain)). A
+//!   letter in a mailbox is 24 bytes; one from a node of this machine does not keep its sender,
+//!   so the logs of a dropped local message do not name it.
 //! - **Time** is microseconds since the machine started. Timers (`sleep_ms`, `send_after`,
 //!   `send_every`) sit in one heap driven by one task on the I/O thread, which sleeps until the
 //!   earliest deadline.
@@ -91,7 +93,7 @@
 //! One TCP connection per pair of machines, opened when a node first sends to the other
 //! machine (or at start, for the builder's peers) and reopened on demand after it breaks, with
 //! a back-off after failed connects. Frames are a 4-byte big-endian length and a JSON payload
-//! (a message, a spawn, a termination). A worker running handlers is *corked*: the frames its
+//! (a message, sealed by default, a spawn, a termination). A worker running handlers is *corked*: the frames its
 //! handlers send queue per peer and leave in one write when it is done; a send with nothing
 //! queued ahead goes straight into the socket from the sending thread; whatever the socket does
 //! not take at once is written by the peer's writer task on the I/O thread, together with all
@@ -113,6 +115,53 @@
 //!
 //! Peers may spawn on this machine only node types it registered with
 //! [`MachineBuilder::register`].
+//!
+//! ## Security: the threat model
+//!
+//! Every node has a 32-byte secret: derived from its machine's secret (drawn from the OS's
+//! entropy at start) if it was spawned there, or drawn by its spawner and shipped with the spawn
+//! if it was spawned from another machine. A handle carries the link key of its delegation
+//! chain (the node it was issued for, then each node it was passed to with
+//! `transfer_handle`), derived from the receiver's secret. A message from one machine to
+//! another is *sealed* (ChaCha20-Poly1305 under that key, with the receiver and the chain as
+//! associated data and a per-link counter in the nonce; see [`dz_core::security`]), unless the
+//! machines were built with [`MachineBuilder::sealing`]`(false)`. The receiving machine opens it
+//! with the receiver's secret before anything else looks at it.
+//!
+//! **An attacker on the network** (who can read, write, drop and replay frames)
+//! - cannot read a message's content (it is encrypted);
+//! - cannot forge a message, tamper with one, replay one on the same link, re-address one to
+//!   another node, or change the chain it claims: each is rejected, counted by reason in
+//!   [`MachineStats`] (`rejected_bad_tag`, `rejected_replayed`, `rejected_malformed`,
+//!   `rejected_bad_chain`, `rejected_unknown_receiver`), logged at warn (at most once a second)
+//!   and never reaches a handler;
+//! - can drop, delay and reorder messages (delivery is at most once anyway; a message more than
+//!   64 behind the newest on its link is taken for a replay), and cut connections;
+//! - can see who talks to whom and when, and how big each message is: ids, chains and sizes
+//!   travel in the clear (traffic analysis is not prevented).
+//!
+//! **A node holding a handle** can send through it and delegate it with `transfer_handle`
+//! (which appends the new holder to the chain, with no round trip). It cannot make a handle to
+//! another receiver, nor one with a chain that does not start with a chain it holds: the
+//! receiver recomputes the key of every chain from its own secret, and the first link of a
+//! chain is the node the receiver issued the handle to, answerable for everyone it delegated
+//! to. (The links after the first say whom the handle went through; whoever holds a handle can
+//! pass it on under any name.)
+//!
+//! **Not protected:**
+//! - *Spawn frames travel in the clear*, with the new node's state and its secret: an
+//!   eavesdropper who records one can read the state and talk to that node as its spawner (and
+//!   as anyone the spawner delegated to).
+//! - *Greetings are not authenticated*: a `hello` claims a machine id and a listen address
+//!   that nothing checks. (Terminations from afar are sealed like messages: only a holder of a
+//!   handle to a node can terminate it.)
+//! - *A compromised machine*: whoever reads a machine's memory holds its secret and its nodes'
+//!   secrets, and every key they issued.
+//! - *Messages within one machine are not sealed*: they never leave its memory. The machine is
+//!   the trust boundary; its nodes trust each other's handles as the runtime made them.
+//! - With sealing off, nothing is checked: anyone who reaches the port can send to any node,
+//!   and a handler's chain of a message from afar is empty. Use it only on a network the
+//!   machines trust entirely, and on every machine of the cluster alike.
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![forbid(unsafe_code)]
 
@@ -136,3 +185,12 @@ pub use builder::{MachineBuilder, DEFAULT_MAX_FRAME_BYTES};
 pub use error::MachineError;
 pub use machine::{Machine, Stopper};
 pub use stats::MachineStats;
+
+/// Reads `payload` (a frame's bytes after its length prefix) as a machine reads a frame from a
+/// peer, without a network and short of acting on it: parses it, and tries to open a sealed
+/// message (with a throwaway secret). Whether it parsed. Never panics, whatever the bytes: for
+/// the fuzzer (`fuzz/fuzz_targets/frame_decoder.rs`); not part of the interface.
+#[doc(hidden)]
+pub fn decode_frame_payload(payload: &[u8]) -> bool {
+    wire::check(payload)
+}

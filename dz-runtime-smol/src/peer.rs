@@ -378,7 +378,7 @@ async fn handshake(core: &Core, address: &str) -> io::Result<(TcpStream, Machine
         Err(FrameError::Io(e)) => return Err(e),
         Err(e) => return Err(invalid(&e.to_string())),
     }
-    match serde_json::from_slice::<Wire<'_>>(&frame) {
+    match wire::decode(&frame) {
         Ok(Wire::Ack { machine, address: theirs }) => {
             tracing::debug!(peer = address, %machine, listens_on = %theirs, "dz: connected to a peer");
             Ok((stream, machine))
@@ -426,7 +426,7 @@ async fn accepted(core: Arc<Core>, mut stream: TcpStream) {
         }
     }
     bump(&core.stats.frames_in);
-    let (machine, address) = match serde_json::from_slice::<Wire<'_>>(&frame) {
+    let (machine, address) = match wire::decode(&frame) {
         Ok(Wire::Hello { machine, address }) if address != core.handle.address() => (machine, address),
         Ok(_) => {
             tracing::warn!("dz: closing a new connection: its first frame is not a hello");
@@ -550,7 +550,7 @@ async fn read_loop(core: Arc<Core>, peer: Arc<Peer>, stream: TcpStream, epoch: u
             Ok(true) => {
                 bump(&core.stats.frames_in);
                 add(&core.stats.bytes_in, (frame.len() + frame::HEADER) as u64);
-                let result = match serde_json::from_slice::<Wire<'_>>(&frame) {
+                let result = match wire::decode(&frame) {
                     Ok(wire) => core.receive(wire),
                     Err(error) => {
                         tracing::warn!(peer = %peer.address, %error, "dz: closing a connection: a frame is not valid");

@@ -10,6 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use dz_core::controller::{ErasedNode, ErasedNodeFuture};
+use dz_core::security::{NodeSecret, RecvLinks};
 use dz_core::NodeId;
 
 use crate::index::{IdHashing, SHARD_BITS};
@@ -64,11 +65,17 @@ pub(crate) struct Slot {
     pub(crate) stop: bool,
 }
 
-/// What only nodes that get mail or make tasks need.
+/// What only nodes that get mail or make tasks (or were spawned from afar) need.
 #[derive(Default)]
 pub(crate) struct Extra {
     pub(crate) mailbox: VecDeque<Letter>,
     pub(crate) tasks: Vec<Key>,
+    /// The secret a node spawned from another machine was shipped with (its spawner drew it);
+    /// `None` for a node spawned here, whose secret derives from the machine's.
+    pub(crate) secret: Option<Box<NodeSecret>>,
+    /// A sealed message to this node has opened: the shard's [`RecvLinks`] remember links into
+    /// it, to forget when it ends.
+    pub(crate) sealed_links: bool,
 }
 
 impl Slot {
@@ -90,16 +97,26 @@ impl Slot {
 /// Its map goes from an id's 64-bit hash to the first slot of the (almost always one-long) chain
 /// of slots whose ids have that hash: 16 bytes per entry where the id itself as key would take
 /// 32, and the slot says which id it holds.
+///
+/// It also keeps the receiving side of the sealed links into its nodes (their keys and replay
+/// windows), so that a frame is opened under the lock that guards its receiver's secret.
 pub(crate) struct Shard {
     pub(crate) slots: Vec<Slot>,
     pub(crate) free: Vec<u32>,
     pub(crate) index: HashMap<u64, u32, IdHashing>,
     pub(crate) live: usize,
+    pub(crate) recv: RecvLinks,
 }
 
 impl Shard {
     pub(crate) fn new(hashing: IdHashing) -> Self {
-        Shard { slots: Vec::new(), free: Vec::new(), index: HashMap::with_hasher(hashing), live: 0 }
+        Shard {
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::with_hasher(hashing),
+            live: 0,
+            recv: RecvLinks::default(),
+        }
     }
 
     /// The local index of node `id`'s slot.
@@ -196,8 +213,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_slot_is_72_bytes_and_a_letter_16() {
+    fn a_slot_is_72_bytes_and_a_letter_24() {
         assert_eq!(std::mem::size_of::<Slot>(), 72);
-        assert_eq!(std::mem::size_of::<Letter>(), 16);
+        assert_eq!(std::mem::size_of::<Letter>(), 24);
     }
 }

@@ -95,7 +95,8 @@ counters! {
     terminated,
     /// Nodes stopped by a panic in one of their handlers, hooks or tasks.
     panicked,
-    /// Messages dropped because no node has their id here (never was, or has ended).
+    /// Messages dropped because no node has their id here (never was, or has ended). A sealed
+    /// message from a peer for such a node is counted in `rejected_unknown_receiver` instead.
     dropped_no_node,
     /// Messages from the network dropped because their JSON is not one of the node's messages.
     dropped_undecodable,
@@ -131,6 +132,32 @@ counters! {
     connect_failed,
     /// Established connections that ended (closed by the peer, broken, or closed for bad input).
     connections_closed,
+    /// Messages from peers rejected as malformed: sealed bytes too short or not base64, or a
+    /// plain (unsealed) message while sealing is on. None reached a handler.
+    rejected_malformed,
+    /// Sealed messages whose tag did not verify: tampered, sealed under a made-up or forged key
+    /// (a chain not descending from a handle the receiver issued), or re-addressed to another
+    /// node. None reached a handler.
+    rejected_bad_tag,
+    /// Sealed messages already accepted on their link: replays (or duplicates). None reached a
+    /// handler.
+    rejected_replayed,
+    /// Sealed messages with an empty chain, or one longer than
+    /// [`MAX_CHAIN`](dz_core::security::MAX_CHAIN).
+    rejected_bad_chain,
+    /// Sealed messages for a node that is not on this machine (never was, or has ended).
+    rejected_unknown_receiver,
+}
+
+impl MachineStats {
+    /// Every message rejected by sealing, all reasons together.
+    pub fn rejected(&self) -> u64 {
+        self.rejected_malformed
+            + self.rejected_bad_tag
+            + self.rejected_replayed
+            + self.rejected_bad_chain
+            + self.rejected_unknown_receiver
+    }
 }
 
 /// Adds one to a counter.

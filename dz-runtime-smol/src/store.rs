@@ -49,6 +49,7 @@ use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 use dz_core::controller::{ErasedNode, ErasedNodeFuture, TaskFuture};
+use dz_core::security::{MachineSecret, NodeSecret, OpenError};
 use dz_core::NodeId;
 
 use crate::index::{shard_of, IdHashing, SHARDS, SHARD_BITS};
@@ -204,9 +205,15 @@ impl Store {
 
     // ---- nodes in --------------------------------------------------------------------------
 
-    /// Puts a new node in place; its `started` hook runs first. Gives the node back if its id is
-    /// in use or the store is closed.
-    pub(crate) fn insert(&self, id: NodeId, node: Box<dyn ErasedNode>) -> Result<(), Box<dyn ErasedNode>> {
+    /// Puts a new node in place; its `started` hook runs first. `secret` is the one a node
+    /// spawned from another machine was shipped with. Gives the node back if its id is in use
+    /// or the store is closed.
+    pub(crate) fn insert(
+        &self,
+        id: NodeId,
+        node: Box<dyn ErasedNode>,
+        secret: Option<NodeSecret>,
+    ) -> Result<(), Box<dyn ErasedNode>> {
         if self.closed.load(Ordering::Acquire) {
             return Err(node);
         }
@@ -216,7 +223,11 @@ impl Store {
             return Err(node);
         }
         let key = guard.new_slot(shard, id, State::Starting(node));
-        guard.slots[(key.index >> SHARD_BITS) as usize].queued = true;
+        let slot = &mut guard.slots[(key.index >> SHARD_BITS) as usize];
+        slot.queued = true;
+        if let Some(secret) = secret {
+            slot.extra().secret = Some(Box::new(secret));
+        }
         drop(guard);
         self.push_runnable(Runnable::Node(key));
         self.stats.spawned.bump();
@@ -535,14 +546,25 @@ impl Store {
             State::Suspended(fut) => trash.push(Box::new(fut)),
             State::Busy | State::Vacant => {}
         }
-        let (mailbox, tasks) = match slot.extra.as_mut() {
-            Some(extra) => (std::mem::take(&mut extra.mailbox), std::mem::take(&mut extra.tasks)),
-            None => (VecDeque::new(), Vec::new()),
+        let (mailbox, tasks, sealed_links) = match slot.extra.as_mut() {
+            Some(extra) => {
+                // The slot's next node gets the box, but not this node's secret.
+                extra.secret = None;
+                (
+                    std::mem::take(&mut extra.mailbox),
+                    std::mem::take(&mut extra.tasks),
+                    std::mem::take(&mut extra.sealed_links),
+                )
+            }
+            None => (VecDeque::new(), Vec::new(), false),
         };
         let id = slot.id.clone();
         slot.queued = false;
         let local = key.index >> SHARD_BITS;
         shard.unlink(&id, local);
+        if sealed_links {
+            shard.recv.forget_receiver(&id);
+        }
         shard.free.push(local);
         shard.live -= 1;
         if !tasks.is_empty() {
@@ -601,6 +623,51 @@ impl Store {
                 }
             }
         }
+    }
+
+    // ---- sealed messages ---------------------------------------------------------------------
+
+    /// Opens a message sealed for node `to` with the delegation chain `chain`, with the links
+    /// into `to`'s shard, under its lock (the node's secret — shipped with it, or else derived
+    /// from `machine` — is needed only on a link's first message). Every rejection is counted
+    /// there too.
+    ///
+    /// # Errors
+    ///
+    /// Why the message is rejected; [`OpenError::UnknownReceiver`] if `to` is not here.
+    pub(crate) fn open(
+        &self,
+        to: &NodeId,
+        chain: &Arc<[NodeId]>,
+        sealed: &[u8],
+        machine: &MachineSecret,
+    ) -> Result<Vec<u8>, OpenError> {
+        let mut guard = self.shard(shard_of(to));
+        let shard = &mut *guard;
+        let Some(local) = shard.local_of(to) else {
+            shard.recv.count_rejection(OpenError::UnknownReceiver);
+            return Err(OpenError::UnknownReceiver);
+        };
+        let slot = &mut shard.slots[local as usize];
+        let shipped = slot.extra.as_ref().and_then(|extra| extra.secret.as_deref());
+        let plain =
+            shard.recv.open(to, chain, sealed, || Some(shipped.cloned().unwrap_or_else(|| machine.node_secret(to))))?;
+        slot.extra().sealed_links = true;
+        Ok(plain)
+    }
+
+    /// The secret of node `id`: the one it was shipped with if it was spawned from another
+    /// machine, else derived from `machine` (also for a node that is not here: a handle made
+    /// for it opens nothing).
+    pub(crate) fn node_secret(&self, id: &NodeId, machine: &MachineSecret) -> NodeSecret {
+        let mut guard = self.shard(shard_of(id));
+        let shard = &mut *guard;
+        let shipped = shard
+            .local_of(id)
+            .and_then(|local| shard.slots[local as usize].extra.as_ref())
+            .and_then(|extra| extra.secret.as_deref().cloned());
+        drop(guard);
+        shipped.unwrap_or_else(|| machine.node_secret(id))
     }
 
     // ---- outside looks and the end -----------------------------------------------------------
@@ -716,14 +783,18 @@ mod tests {
         assert_eq!(store.len(), 150);
         for (i, id) in all.iter().enumerate() {
             assert_eq!(store.contains(id), i % 2 == 1, "{id}");
-            let letter = Letter::Remote(Box::new(RemoteLetter { from: id.clone(), json: Box::new([]) }));
+            let letter = Letter::Remote(Box::new(RemoteLetter {
+                from: id.clone(),
+                chain: Arc::from(Vec::new()),
+                json: Box::new([]),
+            }));
             assert_eq!(store.deliver(id, letter).is_ok(), i % 2 == 1, "{id}");
         }
         // The freed slots take new nodes, and an id in use is refused.
         for id in all.iter().step_by(2) {
-            assert!(store.insert(id.clone(), Box::new(Driver)).is_ok());
+            assert!(store.insert(id.clone(), Box::new(Driver), None).is_ok());
         }
-        assert!(store.insert(all[1].clone(), Box::new(Driver)).is_err());
+        assert!(store.insert(all[1].clone(), Box::new(Driver), None).is_err());
         assert_eq!(store.len(), 300);
         assert!(all.iter().all(|id| store.contains(id)));
         assert!(!store.contains(&NodeId::from("Driver_elsewhere")));

@@ -9,7 +9,7 @@ use dz_core::controller::{Call, ErasedHandled, MachineController};
 use dz_core::NodeId;
 
 use crate::core::Core;
-use crate::letter::{Letter, LOCAL_SENDER};
+use crate::letter::{Letter, RemoteLetter, Via, LOCAL_SENDER};
 use crate::peer;
 use crate::shard::Key;
 use crate::stats::bump;
@@ -66,10 +66,14 @@ fn step(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job, more: bool) ->
         },
         Job::Handle { key, id, mut node, letter } => {
             // The sender is known (for the logs) only of a message from afar.
-            let (message, from) = match letter {
-                Letter::Local(m) => (m, None),
+            let (message, from, via) = match letter {
+                Letter::Local { message, via: Some(t) } => (message, None, Via::Transport(t)),
+                Letter::Local { message, via: None } => (message, None, Via::Nothing),
                 Letter::Remote(remote) => match node.decode_message(&remote.json) {
-                    Ok(m) => (m, Some(remote.from)),
+                    Ok(m) => {
+                        let RemoteLetter { from, chain, .. } = *remote;
+                        (m, Some(from), Via::Chain(chain))
+                    }
                     Err(error) => {
                         tracing::warn!(from = %remote.from, to = %id, %error, "dz: dropped a message that does not decode");
                         bump(&core.stats.dropped_undecodable);
@@ -78,11 +82,11 @@ fn step(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job, more: bool) ->
                 },
             };
             core.stats.delivered.bump();
-            match catch_unwind(AssertUnwindSafe(|| node.handle(Call { ctrl, id: &id, chain: &[], rng: None }, message)))
-            {
+            let call = Call { ctrl, id: &id, chain: via.chain(), rng: None };
+            match catch_unwind(AssertUnwindSafe(|| node.handle(call, message))) {
                 Ok(Ok(ErasedHandled::Done)) => core.store.put_back(key, node, more),
                 Ok(Ok(ErasedHandled::Async(message))) => {
-                    let fut = node.handle_async(Arc::clone(ctrl), id.clone(), Arc::from(Vec::new()), message);
+                    let fut = node.handle_async(Arc::clone(ctrl), id.clone(), via.shared(), message);
                     let waker = core.store.node_waker(key);
                     (Some(Job::Poll { key, id, fut, waker }), Vec::new())
                 }

@@ -98,26 +98,38 @@ fn an_oversized_frame_closes_the_connection() {
     still_serves(&server);
 }
 
+/// A machine that can host pongers, with sealing off: it takes plain messages, so that a raw
+/// client can write them (sealed messages are the subject of `security.rs`).
+fn plain_server() -> Machine {
+    Machine::builder().register::<Ponger>().sealing(false).build().expect("a machine on loopback")
+}
+
+/// The machine still serves a normal client with sealing off too.
+fn still_serves_plain(server: &Machine) {
+    let client = Machine::builder().sealing(false).build().expect("a machine on loopback");
+    assert_eq!(common::ping_pong(&client, server, 100, Duration::from_secs(30)), (100, 100));
+}
+
 #[test]
 fn a_message_for_an_unknown_node_is_dropped() {
-    let server = common::server();
+    let server = plain_server();
     let mut stream = connect_as_peer(&server, "raw:4");
     let msg = r#"{"msg":{"from":"Raw_1","to":"Ponger_doesnotexist","message":{"Ping":{"n":1}}}}"#;
     stream.write_all(&framed(msg.as_bytes())).expect("write");
     let stats = wait_for(&server, |s| s.dropped_no_node == 1);
     assert_eq!(stats.dropped_no_node, 1, "{stats:?}");
     assert!(stays_open(&mut stream), "a message for an unknown node only drops that message");
-    still_serves(&server);
+    still_serves_plain(&server);
 }
 
 #[test]
 fn a_spawn_of_an_unknown_node_type_is_dropped() {
     let server = common::server();
     let mut stream = connect_as_peer(&server, "raw:5");
-    let spawn = r#"{"spawn":{"from":"Raw_1","id":"Nope_1","node_type":"Nope","state":{}}}"#;
+    let spawn = r#"{"spawn":{"from":"Raw_1","id":"Nope_1","node_type":"Nope","state":{},"secret":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}"#;
     stream.write_all(&framed(spawn.as_bytes())).expect("write");
     // A registered type whose state does not decode.
-    let spawn = r#"{"spawn":{"from":"Raw_1","id":"Ponger_1","node_type":"Ponger","state":[1,2]}}"#;
+    let spawn = r#"{"spawn":{"from":"Raw_1","id":"Ponger_1","node_type":"Ponger","state":[1,2],"secret":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}"#;
     stream.write_all(&framed(spawn.as_bytes())).expect("write");
     let stats = wait_for(&server, |s| s.spawn_failed == 2);
     assert_eq!((stats.spawn_unknown_type, stats.spawn_failed, stats.spawned), (1, 2, 0), "{stats:?}");
@@ -127,7 +139,7 @@ fn a_spawn_of_an_unknown_node_type_is_dropped() {
 
 #[test]
 fn a_message_that_does_not_fit_its_node_is_dropped() {
-    let server = common::server();
+    let server = plain_server();
     let ponger = server.spawn(Ponger::default());
     let mut stream = connect_as_peer(&server, "raw:6");
     for message in [r#"{"Bogus":{"n":1}}"#, r#"{"Ping":{"n":"seven"}}"#, r#"[]"#] {
@@ -138,7 +150,7 @@ fn a_message_that_does_not_fit_its_node_is_dropped() {
     assert_eq!(stats.dropped_undecodable, 3, "{stats:?}");
     assert!(stays_open(&mut stream));
     assert_eq!(server.inspect(&ponger, |p| p.served), Some(0));
-    still_serves(&server);
+    still_serves_plain(&server);
 }
 
 #[test]

@@ -41,10 +41,24 @@ fn run_simulated(rounds: u64, seed: u64) {
     }
 }
 
-/// The same node types on two real machines over loopback TCP.
+/// The same node types on two real machines over loopback TCP, once with messages sealed (the
+/// default) and once with sealing off.
 fn run_real(rounds: u64) {
+    println!("ping_pong --real: two machines in one process over loopback TCP");
+    let mut lost = false;
+    for sealing in [true, false] {
+        lost |= !play_real(rounds, sealing);
+    }
+    if lost {
+        eprintln!("ping_pong: lost round trips");
+        std::process::exit(1);
+    }
+}
+
+/// One game on two real machines; whether every round trip completed.
+fn play_real(rounds: u64, sealing: bool) -> bool {
     let build = |builder: dz_runtime_smol::MachineBuilder| {
-        builder.build().unwrap_or_else(|e| {
+        builder.sealing(sealing).build().unwrap_or_else(|e| {
             eprintln!("ping_pong: {e}");
             std::process::exit(1);
         })
@@ -69,19 +83,21 @@ fn run_real(rounds: u64) {
     }
     let wall = wall.elapsed().as_secs_f64();
     let served = b.inspect(&ponger, |p| p.served).unwrap_or(0);
-    println!("ping_pong --real: two machines in one process over loopback TCP");
-    println!("  machines:      {} and {}", a.handle().address(), b.handle().address());
-    println!("  round trips:   {completed} of {rounds} (ponger served {served})");
-    println!("  wall:          {wall:.3} s");
-    println!("  round trips/s: {:.0}", completed as f64 / wall);
     let (sa, sb) = (a.stats(), b.stats());
-    println!("  frames out:    {} in {} writes, {} in {} writes", sa.frames_out, sa.writes, sb.frames_out, sb.writes);
+    let mode = if sealing { "sealing on " } else { "sealing off" };
+    println!(
+        "  {mode}: {:.0} round trips/s ({completed} of {rounds} in {wall:.3} s, ponger served {served}; \
+         frames out {} in {} writes, {} in {} writes; rejected {})",
+        completed as f64 / wall,
+        sa.frames_out,
+        sa.writes,
+        sb.frames_out,
+        sb.writes,
+        sa.rejected() + sb.rejected(),
+    );
     a.shutdown();
     b.shutdown();
-    if completed != rounds || served != rounds {
-        eprintln!("ping_pong: lost round trips");
-        std::process::exit(1);
-    }
+    completed == rounds && served == rounds
 }
 
 fn parse(arg: Option<String>, name: &str, default: u64) -> u64 {

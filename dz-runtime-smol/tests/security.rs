@@ -1,0 +1,315 @@
+//! Sealing between machines: forged, tampered, replayed and re-addressed messages are rejected,
+//! counted by reason and never reach a handler; delegated handles work across machines and the
+//! handler sees their whole chain; with sealing off, machines still talk (in plain JSON).
+//!
+//! Bad frames are written by the test itself over a raw TCP connection (after a hello), sealed
+//! with `dz_core::security` under keys read from real handles' JSON.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use dz_core::prelude::*;
+use dz_core::security::{seal, LinkKey, LinkNonce};
+use dz_runtime_smol::{Machine, MachineStats};
+use serde::{Deserialize, Serialize};
+
+/// Keeps what it is given, with the chain each item came through.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Vault {
+    items: Vec<String>,
+    chains: Vec<Vec<String>>,
+    /// The last handle to itself it issued on request.
+    issued: Option<Handle<Vault>>,
+}
+
+#[node]
+impl Vault {
+    /// Keeps `item`, and the chain of the handle it came through.
+    #[handler]
+    fn put(&mut self, ctx: &mut Context<Self>, item: String) {
+        self.items.push(item);
+        self.chains.push(ctx.chain().iter().map(ToString::to_string).collect());
+    }
+
+    /// Issues a handle to itself for `for_node`, and keeps it (for the test to read).
+    #[handler]
+    fn issue(&mut self, ctx: &mut Context<Self>, for_node: NodeId) {
+        self.issued = Some(ctx.new_handle(&for_node));
+    }
+}
+
+/// Passes a vault's handle along a list of relays; the last one puts an item in the vault.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Relay {}
+
+#[node]
+impl Relay {
+    /// Passes `vault` on to the first of `hops` (or, if none is left, puts `item` in it).
+    #[handler]
+    fn pass(&mut self, ctx: &mut Context<Self>, vault: Handle<Vault>, mut hops: Vec<Handle<Relay>>, item: String) {
+        if hops.is_empty() {
+            vault.put(ctx, item);
+            return;
+        }
+        let next = hops.remove(0);
+        let for_next = ctx.transfer_handle(&vault, next.id());
+        next.pass(ctx, for_next, hops, item);
+    }
+}
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn server() -> Machine {
+    Machine::builder().register::<Vault>().register::<Relay>().build().expect("a machine on loopback")
+}
+
+fn framed(payload: &[u8]) -> Vec<u8> {
+    let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// Connects to `machine` and says hello as the machine at `address`; reads its ack.
+fn connect_as_peer(machine: &Machine, address: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(machine.handle().address()).expect("the machine listens");
+    stream.set_read_timeout(Some(LIMIT)).expect("a read timeout");
+    let hello = format!(r#"{{"hello":{{"machine":"Raw_{address}","address":"{address}"}}}}"#);
+    stream.write_all(&framed(hello.as_bytes())).expect("write hello");
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).expect("an ack's header");
+    let mut ack = vec![0u8; u32::from_be_bytes(header) as usize];
+    stream.read_exact(&mut ack).expect("an ack");
+    stream
+}
+
+/// A handle's JSON, as a `serde_json::Value` to edit.
+fn json_of(handle: &Handle<Vault>) -> serde_json::Value {
+    serde_json::to_value(handle).expect("a handle serialises")
+}
+
+/// The link key and chain a handle carries, read from its JSON.
+fn key_and_chain(handle: &Handle<Vault>) -> (LinkKey, Vec<NodeId>) {
+    let json = json_of(handle);
+    let key = serde_json::from_value(json["transport"]["key"].clone()).expect("a key");
+    let chain = serde_json::from_value(json["transport"]["chain"].clone()).expect("a chain");
+    (key, chain)
+}
+
+/// A `sealed` frame for `to` with `chain`, whose sealed bytes are `sealed`.
+fn sealed_frame(to: &NodeId, chain: &[NodeId], sealed: &[u8]) -> Vec<u8> {
+    let json = serde_json::json!({
+        "sealed": {
+            "from": "Raw_sender",
+            "to": to.as_str(),
+            "chain": chain.iter().map(NodeId::as_str).collect::<Vec<_>>(),
+            "bytes": dz_core::base64::encode(sealed),
+        }
+    });
+    framed(json.to_string().as_bytes())
+}
+
+/// The message `Put { item }` sealed for `to` under `key` with `chain` and nonce `counter`.
+fn sealed_put(key: &LinkKey, counter: u64, to: &NodeId, chain: &[NodeId], item: &str) -> Vec<u8> {
+    let message = serde_json::json!({ "Put": { "item": item } }).to_string();
+    seal(key, LinkNonce { instance: 0x7e57, counter }, to, chain, message.as_bytes())
+}
+
+fn wait_for(machine: &Machine, what: impl Fn(&MachineStats) -> bool) -> MachineStats {
+    common::wait_until(LIMIT, || what(&machine.stats()));
+    machine.stats()
+}
+
+fn items(machine: &Machine, vault: &Handle<Vault>) -> Vec<String> {
+    machine.inspect(vault, |v| v.items.clone()).expect("the vault is idle")
+}
+
+/// Waits until the vault holds `n` items (or the limit passes); returns them.
+fn wait_for_items(machine: &Machine, vault: &Handle<Vault>, n: usize) -> Vec<String> {
+    common::wait_until(LIMIT, || machine.inspect(vault, |v| v.items.len() == n).unwrap_or(false));
+    items(machine, vault)
+}
+
+#[test]
+fn a_tampered_a_replayed_and_a_re_addressed_frame_are_rejected() {
+    let server = server();
+    let vault = server.spawn(Vault::default());
+    let other = server.spawn(Vault::default());
+    let (key, chain) = key_and_chain(&vault);
+    let mut stream = connect_as_peer(&server, "raw:sec1");
+
+    // A frame sealed right is delivered: the raw peer holds the key, which is what counts.
+    let good = sealed_frame(vault.id(), &chain, &sealed_put(&key, 1, vault.id(), &chain, "good"));
+    stream.write_all(&good).expect("write");
+    assert_eq!(wait_for_items(&server, &vault, 1), ["good"]);
+
+    // The same frame again: a replay on the same link.
+    stream.write_all(&good).expect("write");
+    let stats = wait_for(&server, |s| s.rejected_replayed == 1);
+    assert_eq!(stats.rejected_replayed, 1, "{stats:?}");
+
+    // A byte of the ciphertext changed.
+    let mut tampered = sealed_put(&key, 2, vault.id(), &chain, "tampered");
+    tampered[20] ^= 0x01;
+    stream.write_all(&sealed_frame(vault.id(), &chain, &tampered)).expect("write");
+    // A frame sealed for `vault`, re-addressed to `other`.
+    let for_vault = sealed_put(&key, 3, vault.id(), &chain, "re-addressed");
+    stream.write_all(&sealed_frame(other.id(), &chain, &for_vault)).expect("write");
+    let stats = wait_for(&server, |s| s.rejected_bad_tag == 2);
+    assert_eq!((stats.rejected_bad_tag, stats.rejected_replayed), (2, 1), "{stats:?}");
+
+    // A frame for a node that is not here, one with an empty chain, one whose bytes are not
+    // base64, and a plain message (sealing is on).
+    let ghost = NodeId::from("Vault_notherenothere");
+    stream.write_all(&sealed_frame(&ghost, &chain, &sealed_put(&key, 4, &ghost, &chain, "x"))).expect("write");
+    stream.write_all(&sealed_frame(vault.id(), &[], &sealed_put(&key, 5, vault.id(), &[], "x"))).expect("write");
+    let not_base64 =
+        format!(r#"{{"sealed":{{"from":"Raw_1","to":"{}","chain":["{}"],"bytes":"%%%"}}}}"#, vault.id(), chain[0]);
+    stream.write_all(&framed(not_base64.as_bytes())).expect("write");
+    let plain = format!(r#"{{"msg":{{"from":"Raw_1","to":"{}","message":{{"Put":{{"item":"plain"}}}}}}}}"#, vault.id());
+    stream.write_all(&framed(plain.as_bytes())).expect("write");
+    let stats = wait_for(&server, |s| s.rejected() == 7);
+    assert_eq!(
+        (stats.rejected_unknown_receiver, stats.rejected_bad_chain, stats.rejected_malformed, stats.rejected()),
+        (1, 1, 2, 7),
+        "{stats:?}"
+    );
+
+    // A frame sealed right still goes through on the same connection, after all that.
+    let after = sealed_frame(vault.id(), &chain, &sealed_put(&key, 6, vault.id(), &chain, "after"));
+    stream.write_all(&after).expect("write");
+    assert_eq!(wait_for_items(&server, &vault, 2), ["good", "after"]);
+    assert_eq!(items(&server, &other), Vec::<String>::new());
+    let stats = server.stats();
+    assert_eq!((stats.delivered, stats.bad_frames, stats.dropped_no_node), (2, 0, 0), "{stats:?}");
+}
+
+#[test]
+fn a_handle_with_a_made_up_key_is_rejected() {
+    let (client, server) = (common::client(), server());
+    let vault = client.spawn_on(Vault::default(), &server.handle());
+    vault.put(&mut client.client(), "honest".to_string());
+    assert_eq!(wait_for_items(&server, &vault, 1), ["honest"]);
+
+    let mut json = json_of(&vault);
+    json["transport"]["key"] = serde_json::Value::from(dz_core::base64::encode(&[7; 32]));
+    let made_up: Handle<Vault> = serde_json::from_value(json).expect("a well-formed handle");
+    made_up.put(&mut client.client(), "made up".to_string());
+    let stats = wait_for(&server, |s| s.rejected_bad_tag == 1);
+    assert_eq!((stats.rejected_bad_tag, stats.rejected()), (1, 1), "{stats:?}");
+
+    // The honest handle still works, and the vault never saw the other message.
+    vault.put(&mut client.client(), "honest again".to_string());
+    assert_eq!(wait_for_items(&server, &vault, 2), ["honest", "honest again"]);
+}
+
+#[test]
+fn a_chain_not_descending_from_a_handle_held_is_rejected() {
+    let (client, server) = (common::client(), server());
+    // The client (S) holds a handle to the vault; Mallory gets one of her own from the vault.
+    let vault = client.spawn_on(Vault::default(), &server.handle());
+    let mallory = NodeId::from("Mallory_000000000001");
+    vault.issue(&mut client.client(), mallory.clone());
+    common::wait_until(LIMIT, || server.inspect(&vault, |v| v.issued.is_some()).unwrap_or(false));
+    let for_mallory = server.inspect(&vault, |v| v.issued.clone()).flatten().expect("a handle issued for Mallory");
+    assert_eq!(key_and_chain(&for_mallory).1, std::slice::from_ref(&mallory));
+
+    // Mallory claims her handle came to her from S: the chain [S, Mallory], under her key.
+    let mut json = json_of(&for_mallory);
+    json["transport"]["chain"] = serde_json::json!([client.client_id().as_str(), mallory.as_str()]);
+    let forged: Handle<Vault> = serde_json::from_value(json).expect("a well-formed handle");
+    forged.put(&mut client.client(), "forged".to_string());
+    let stats = wait_for(&server, |s| s.rejected_bad_tag == 1);
+    assert_eq!((stats.rejected_bad_tag, stats.rejected()), (1, 1), "{stats:?}");
+
+    // Her own handle, as issued, works (it says it is hers).
+    for_mallory.put(&mut client.client(), "mallory's own".to_string());
+    assert_eq!(wait_for_items(&server, &vault, 1), ["mallory's own"]);
+    let chains = server.inspect(&vault, |v| v.chains.clone()).expect("the vault is idle");
+    assert_eq!(chains, [vec![mallory.to_string()]]);
+}
+
+#[test]
+fn only_a_holder_of_a_handle_can_terminate_a_node_from_afar() {
+    let (client, server) = (common::client(), server());
+    let vault = client.spawn_on(Vault::default(), &server.handle());
+    vault.put(&mut client.client(), "kept".to_string());
+    assert_eq!(wait_for_items(&server, &vault, 1), ["kept"]);
+
+    // A raw peer that knows the vault's id, but holds no handle to it: a plain termination.
+    let mut stream = connect_as_peer(&server, "raw:sec2");
+    let plain = format!(r#"{{"terminate":{{"from":"Raw_1","target":"{}"}}}}"#, vault.id());
+    stream.write_all(&framed(plain.as_bytes())).expect("write");
+    // A handle with a made-up key.
+    let mut json = json_of(&vault);
+    json["transport"]["key"] = serde_json::Value::from(dz_core::base64::encode(&[9; 32]));
+    let made_up: Handle<Vault> = serde_json::from_value(json).expect("a well-formed handle");
+    client.terminate(&made_up);
+    let stats = wait_for(&server, |s| s.rejected() == 2);
+    assert_eq!((stats.rejected_malformed, stats.rejected_bad_tag, stats.terminated), (1, 1, 0), "{stats:?}");
+    assert!(server.is_alive(vault.id()));
+
+    // The holder of the handle can.
+    client.terminate(&vault);
+    assert!(common::wait_until(LIMIT, || !server.is_alive(vault.id())));
+    assert_eq!(server.stats().terminated, 1);
+}
+
+#[test]
+fn a_handle_transferred_three_times_across_machines_still_works_and_shows_its_chain() {
+    let (a, b) = (server(), server());
+    // The vault on b (spawned from a: its secret travelled with the spawn); relays on a, b, a.
+    let vault = a.spawn_on(Vault::default(), &b.handle());
+    let r1 = a.spawn(Relay::default());
+    let r2 = a.spawn_on(Relay::default(), &b.handle());
+    let r3 = a.spawn(Relay::default());
+    let for_r1 = a.transfer_handle(&vault, r1.id());
+    r1.pass(&mut a.client(), for_r1, vec![r2.clone(), r3.clone()], "relayed".to_string());
+    assert_eq!(wait_for_items(&b, &vault, 1), ["relayed"]);
+
+    // A local send on b, with a handle issued for b's client: its chain reaches the handler too.
+    vault.issue(&mut a.client(), b.client_id().clone());
+    common::wait_until(LIMIT, || b.inspect(&vault, |v| v.issued.is_some()).unwrap_or(false));
+    let for_b = b.inspect(&vault, |v| v.issued.clone()).flatten().expect("a handle issued for b's client");
+    for_b.put(&mut b.client(), "local".to_string());
+    assert_eq!(wait_for_items(&b, &vault, 2), ["relayed", "local"]);
+
+    let chains = b.inspect(&vault, |v| v.chains.clone()).expect("the vault is idle");
+    let whole: Vec<String> = [a.client_id(), r1.id(), r2.id(), r3.id()].iter().map(ToString::to_string).collect();
+    assert_eq!(chains, [whole, vec![b.client_id().to_string()]]);
+    assert_eq!((a.stats().rejected(), b.stats().rejected()), (0, 0));
+}
+
+#[test]
+fn with_sealing_off_machines_still_talk() {
+    let plain =
+        || Machine::builder().register::<Vault>().register::<Relay>().sealing(false).build().expect("a machine");
+    let (a, b) = (plain(), plain());
+    let vault = a.spawn_on(Vault::default(), &b.handle());
+    for n in 0..50 {
+        vault.put(&mut a.client(), format!("item {n}"));
+    }
+    assert_eq!(wait_for_items(&b, &vault, 50).len(), 50);
+    // A plain frame: no chain travels, and nothing is checked.
+    let chains = b.inspect(&vault, |v| v.chains.clone()).expect("the vault is idle");
+    assert!(chains.iter().all(Vec::is_empty));
+    let client = Machine::builder().sealing(false).build().expect("a machine");
+    let server =
+        Machine::builder().register::<dz_examples::ping_pong::Ponger>().sealing(false).build().expect("a machine");
+    assert_eq!(common::ping_pong(&client, &server, 200, Duration::from_secs(30)), (200, 200));
+    assert_eq!((a.stats().rejected(), b.stats().rejected(), server.stats().rejected()), (0, 0, 0));
+}
+
+#[test]
+fn machines_that_disagree_on_sealing_deliver_nothing_and_count_it() {
+    let sealed = server();
+    let plain = Machine::builder().sealing(false).build().expect("a machine");
+    // The spawn goes through (spawns are not sealed); the plain message is rejected.
+    let vault = plain.spawn_on(Vault::default(), &sealed.handle());
+    vault.put(&mut plain.client(), "plain".to_string());
+    let stats = wait_for(&sealed, |s| s.rejected_malformed == 1);
+    assert_eq!((stats.rejected_malformed, stats.spawned, stats.delivered), (1, 1, 0), "{stats:?}");
+    assert_eq!(wait_for_items(&sealed, &vault, 0), Vec::<String>::new());
+}
