@@ -118,9 +118,9 @@
 //!
 //! ## Security: the threat model
 //!
-//! Every node has a 32-byte secret: derived from its machine's secret (drawn from the OS's
-//! entropy at start) if it was spawned there, or drawn by its spawner and shipped with the spawn
-//! if it was spawned from another machine. A handle carries the link key of its delegation
+//! Every node has a secret: its machine's 32-byte secret (drawn from the OS's entropy at start)
+//! together with its id, if it was spawned there, or 32 bytes drawn by its spawner and shipped
+//! with the spawn if it was spawned from another machine. A handle carries the link key of its delegation
 //! chain (the node it was issued for, then each node it was passed to with
 //! `transfer_handle`), derived from the receiver's secret. A message from one machine to
 //! another is *sealed* (ChaCha20-Poly1305 under that key, with the receiver and the chain as
