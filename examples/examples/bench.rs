@@ -8,7 +8,8 @@
 //! - B: fan-in, 1,000,000 messages from one sender to one sink, sum checked.
 //! - C: spawn 100,000 idle nodes and hold their handles: spawn rate and RSS per node.
 //! - S: the simulator's speed: deliveries per wall second within a machine and between
-//!   machines, and sum_tree's simulated seconds per wall second.
+//!   machines (sealed, as by default, and in the clear, to show what sealing costs), and
+//!   sum_tree's simulated seconds per wall second.
 //! - M: RSS of 1,000,000 idle nodes on one machine (their handles dropped).
 //! - P: 100 ping-pong pairs on one machine, with one and with two worker threads.
 //! - X: two machine processes over loopback TCP, messages sealed: 200,000 one-way messages
@@ -24,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dz_core::prelude::*;
-use dz_core::sim::Simulation;
+use dz_core::sim::{SimConfig, Simulation};
 use dz_core::Driver;
 use dz_examples::sum_tree::{self, TreeConfig};
 use dz_runtime_smol::Machine;
@@ -442,8 +443,10 @@ fn x_pair(
 
 // ---- the simulator -------------------------------------------------------------------------
 
-fn sim_a(rounds: u64, machines: usize) -> (f64, u64) {
-    let mut sim = Simulation::new(1);
+/// Ping-pong on the simulator between `machines` machines (1 or 2), messages between machines
+/// sealed or not (`seal`), as [`SimConfig::seal`] says.
+fn sim_a(rounds: u64, machines: usize, seal: bool) -> (f64, u64) {
+    let mut sim = Simulation::with_config(1, SimConfig { seal, ..SimConfig::default() });
     let all: Vec<_> = (0..machines).map(|_| sim.add_machine()).collect();
     let mut driver = sim.driver();
     let (pinger, for_pinger) = pair(&mut driver, &all[0], &all[machines - 1]);
@@ -546,7 +549,7 @@ fn main() {
         match workload {
             "A" => {
                 real_a(sizes.rounds);
-                let (wall, _) = sim_a(sizes.rounds, 1);
+                let (wall, _) = sim_a(sizes.rounds, 1, true);
                 line("dz-sim", "A", sizes.rounds as f64 / wall, "rt_per_s");
             }
             "B" => {
@@ -569,10 +572,13 @@ fn main() {
                 line("dz", "P", two / one * 100.0, "percent_2_workers_of_1");
             }
             _ => {
-                let (wall, delivered) = sim_a(sizes.rounds, 1);
+                let (wall, delivered) = sim_a(sizes.rounds, 1, true);
                 line("dz-sim", "S", delivered as f64 / wall, "local_deliveries_per_s");
-                let (wall, delivered) = sim_a(sizes.rounds, 2);
+                let (wall, delivered) = sim_a(sizes.rounds, 2, true);
                 line("dz-sim", "S", delivered as f64 / wall, "cross_machine_deliveries_per_s");
+                // What sealing costs: the same run with messages between machines in the clear.
+                let (wall, delivered) = sim_a(sizes.rounds, 2, false);
+                line("dz-sim", "S", delivered as f64 / wall, "cross_machine_unsealed_deliveries_per_s");
                 let config = TreeConfig { run_ms: sizes.tree_ms, ..TreeConfig::default() };
                 let start = Instant::now();
                 let outcome = sum_tree::simulate(42, 10, config);
