@@ -490,12 +490,11 @@ impl World {
     /// Sets a timer for `node`; its token (a dead or unknown node's timer never fires, and its
     /// token cancels nothing).
     pub(crate) fn schedule(&mut self, node: &NodeId, delay: u64, message: TimerMessage) -> u64 {
-        let alive = self.nodes.get(node).is_some_and(|slot| !matches!(slot.state, NodeState::Dead));
-        if !alive {
+        let alive = self.nodes.find(node).filter(|&i| !matches!(self.nodes.slots[i].state, NodeState::Dead));
+        let Some(index) = alive else {
             self.trash.push(Box::new(message));
             return u64::MAX;
-        }
-        let Some(index) = self.nodes.find(node) else { return u64::MAX };
+        };
         let due = self.due_at(self.now.saturating_add(delay));
         // The queue carries the token itself: firing touches the timer's slot, not the slab.
         let token = self.timers.insert(TimerSlot { node: index, message });
