@@ -59,12 +59,13 @@ fn machine_process() {
     });
     let stats = machine.run();
     eprintln!(
-        "cluster: machine {} stopped: {} messages handled, {} frames in, {} frames out, {} failed sends",
+        "cluster: machine {} stopped: {} messages handled, {} frames in, {} frames out, {} failed sends, {} sealed messages rejected",
         handle.id(),
         stats.delivered,
         stats.frames_in,
         stats.frames_out,
-        stats.send_failed
+        stats.send_failed,
+        stats.rejected()
     );
 }
 
@@ -159,6 +160,8 @@ fn coordinate(seconds: u64) -> i32 {
     println!("  actual total (what the root received):          {total}");
     println!("  reports to the root: {reports}");
     println!("  amounts sent by leaves: {amounts} in {ran:.2} s ({:.0} messages/s)", amounts as f64 / ran);
+    let rejected = here.stats().rejected();
+    println!("  messages between machines: sealed (the default); rejected at the root's machine: {rejected}");
     here.shutdown();
     stop_processes(&mut processes);
     println!("  wall: {:.2} s", wall.elapsed().as_secs_f64());
