@@ -249,12 +249,19 @@ impl Core {
 
     /// Counts a message from a peer that sealing rejected, and logs it (at warn, at most once a
     /// second; the ones in between at debug, and counted in the next warning).
+    ///
+    /// A sealed message for a node that is not here is no attack (the node may have ended): it is
+    /// counted as `dropped_no_node`, at debug, as an unsealed one would be.
     fn rejected(&self, from: &NodeId, to: &NodeId, error: OpenError) {
         let counter = match error {
             OpenError::Rejected => &self.stats.rejected_bad_tag,
             OpenError::Replayed { .. } => &self.stats.rejected_replayed,
             OpenError::BadChain => &self.stats.rejected_bad_chain,
-            OpenError::UnknownReceiver => &self.stats.rejected_unknown_receiver,
+            OpenError::UnknownReceiver => {
+                bump(&self.stats.dropped_no_node);
+                tracing::debug!(%from, %to, "dz: dropped a sealed message for a node that is not here");
+                return;
+            }
             _ => &self.stats.rejected_malformed,
         };
         bump(counter);

@@ -133,7 +133,7 @@
 //! - cannot forge a message, tamper with one, replay one on the same link, re-address one to
 //!   another node, or change the chain it claims: each is rejected, counted by reason in
 //!   [`MachineStats`] (`rejected_bad_tag`, `rejected_replayed`, `rejected_malformed`,
-//!   `rejected_bad_chain`, `rejected_unknown_receiver`), logged at warn (at most once a second)
+//!   `rejected_bad_chain`), logged at warn (at most once a second)
 //!   and never reaches a handler;
 //! - can drop, delay and reorder messages (delivery is at most once anyway; a message more than
 //!   64 behind the newest on its link is taken for a replay), and cut connections;

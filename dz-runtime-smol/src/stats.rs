@@ -95,8 +95,8 @@ counters! {
     terminated,
     /// Nodes stopped by a panic in one of their handlers, hooks or tasks.
     panicked,
-    /// Messages dropped because no node has their id here (never was, or has ended). A sealed
-    /// message from a peer for such a node is counted in `rejected_unknown_receiver` instead.
+    /// Messages dropped because no node has their id here (never was, or has ended), sealed ones
+    /// from peers included.
     dropped_no_node,
     /// Messages from the network dropped because their JSON is not one of the node's messages.
     dropped_undecodable,
@@ -145,18 +145,12 @@ counters! {
     /// Sealed messages with an empty chain, or one longer than
     /// [`MAX_CHAIN`](dz_core::security::MAX_CHAIN).
     rejected_bad_chain,
-    /// Sealed messages for a node that is not on this machine (never was, or has ended).
-    rejected_unknown_receiver,
 }
 
 impl MachineStats {
     /// Every message rejected by sealing, all reasons together.
     pub fn rejected(&self) -> u64 {
-        self.rejected_malformed
-            + self.rejected_bad_tag
-            + self.rejected_replayed
-            + self.rejected_bad_chain
-            + self.rejected_unknown_receiver
+        self.rejected_malformed + self.rejected_bad_tag + self.rejected_replayed + self.rejected_bad_chain
     }
 }
 

@@ -634,7 +634,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// Why the message is rejected; [`OpenError::UnknownReceiver`] if `to` is not here.
+    /// Why the message is rejected; [`OpenError::UnknownReceiver`] if `to` is not here (not
+    /// counted as a rejection: the caller drops it as a message for no node).
     pub(crate) fn open(
         &self,
         to: &NodeId,
@@ -645,7 +646,7 @@ impl Store {
         let mut guard = self.shard(shard_of(to));
         let shard = &mut *guard;
         let Some(local) = shard.local_of(to) else {
-            shard.recv.count_rejection(OpenError::UnknownReceiver);
+            // Not a rejection: the node has ended or never was (counted as `dropped_no_node`).
             return Err(OpenError::UnknownReceiver);
         };
         let slot = &mut shard.slots[local as usize];
