@@ -220,3 +220,21 @@ fn with_sealing_off_messages_cross_in_the_clear_and_nothing_is_checked() {
     assert_eq!(total(&sim, &vault), 10, "unsealed, a replay goes through");
     assert_eq!(sim.rejections().total(), 0);
 }
+
+#[test]
+fn only_a_handle_that_opens_terminates_a_node_on_another_machine() {
+    let mut sim = Simulation::new(8);
+    let m = sim.add_machine();
+    let vault = sim.spawn(Vault::default(), &m);
+    sim.run_until_idle();
+    let mut json = serde_json::to_value(&vault).unwrap();
+    json["transport"]["key"] = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=".into();
+    let forged: Handle<Vault> = serde_json::from_value(json).unwrap();
+    sim.terminate(&forged);
+    sim.run_until_idle();
+    assert!(sim.inspect(&vault, |_| ()).is_some(), "still alive");
+    assert_eq!((sim.rejections().bad_tag, sim.stats().rejected), (1, 1));
+    sim.terminate(&vault);
+    sim.run_until_idle();
+    assert!(sim.inspect(&vault, |_| ()).is_none(), "terminated through its real handle");
+}

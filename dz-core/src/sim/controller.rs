@@ -37,7 +37,7 @@ impl MachineController for SimController {
     }
 
     fn terminate(&self, from: &NodeId, target: &RawHandle) {
-        self.shared.lock().terminate(self.index, from.clone(), target.id().clone());
+        self.shared.lock().terminate(self.index, from.clone(), target);
     }
 
     fn new_id(&self, prefix: &str) -> NodeId {

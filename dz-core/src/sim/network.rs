@@ -249,7 +249,11 @@ impl World {
         }
     }
 
-    pub(crate) fn terminate(&mut self, from_machine: usize, from: NodeId, target: NodeId) {
+    /// Terminates the node behind `handle` for `from`. From another machine, with sealing on, a
+    /// termination is sealed like a message (as real machines do), so it takes a handle whose
+    /// key opens: one with a made-up key or a forged chain is rejected and counted.
+    pub(crate) fn terminate(&mut self, from_machine: usize, from: NodeId, handle: &crate::RawHandle) {
+        let target = handle.id().clone();
         let Some(slot) = self.nodes.get_mut(&target) else { return };
         if from == target && matches!(slot.state, NodeState::Busy | NodeState::Suspended(_)) {
             // A node ending itself from its handler: it stops when that handler returns.
@@ -257,6 +261,17 @@ impl World {
             return;
         }
         let machine = slot.machine;
+        if machine != from_machine && self.config.seal {
+            let secret = self.node_secret(&target);
+            let opens = secret.and_then(|s| s.key_for_chain(handle.transport().chain()));
+            if opens.as_ref() != Some(handle.transport().key()) {
+                self.machines[machine].recv_links.count_rejection(crate::security::OpenError::Rejected);
+                self.stats.rejected += 1;
+                self.trace.record(self.now, TraceKind::Rejected, &from, &target, "terminate");
+                tracing::warn!(%from, %target, "dz sim: a termination through a handle that does not open was rejected");
+                return;
+            }
+        }
         let at = self.now + self.latency(from_machine, machine);
         let due = self.due_on_link(&from, &target, at);
         self.queue.push(due, Event::Terminate { from, target });
