@@ -237,6 +237,38 @@ pub enum DeliveryError {
     },
 }
 
+/// Where the delegation chain of a message being delivered comes from, for
+/// [`Context::chain`]: what a runtime keeps beside a message until its handler runs.
+#[derive(Debug)]
+pub enum Via {
+    /// A timer's message: no chain.
+    Timer,
+    /// The transport of the handle a message within the machine was sent through.
+    Transport(Transport),
+    /// A chain read off the wire.
+    Chain(Arc<[NodeId]>),
+}
+
+impl Via {
+    /// The chain.
+    pub fn chain(&self) -> &[NodeId] {
+        match self {
+            Via::Timer => &[],
+            Via::Transport(t) => t.chain(),
+            Via::Chain(chain) => chain,
+        }
+    }
+
+    /// The chain, shared (for an `async` handler, which keeps it).
+    pub fn into_shared(self) -> Arc<[NodeId]> {
+        match self {
+            Via::Timer => Arc::from(Vec::new()),
+            Via::Transport(t) => Arc::clone(t.shared_chain()),
+            Via::Chain(chain) => chain,
+        }
+    }
+}
+
 /// What a runtime lends a synchronous handler call ([`ErasedNode::handle`]).
 pub struct Call<'a> {
     /// The machine's controller.

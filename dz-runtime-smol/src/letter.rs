@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use dz_core::controller::AnyMessage;
+pub(crate) use dz_core::controller::Via;
 use dz_core::{NodeId, Transport};
 
 /// A message waiting in a mailbox (24 bytes).
@@ -54,36 +55,6 @@ impl Letter {
         match self {
             Letter::Local { .. } => LOCAL_SENDER,
             Letter::Remote(remote) => remote.from.as_str(),
-        }
-    }
-}
-
-/// Where a handler's [`Context::chain`](dz_core::Context::chain) comes from.
-pub(crate) enum Via {
-    /// A timer: no chain.
-    Nothing,
-    /// The transport of a local send.
-    Transport(Transport),
-    /// A chain read off the wire.
-    Chain(Arc<[NodeId]>),
-}
-
-impl Via {
-    /// The chain.
-    pub(crate) fn chain(&self) -> &[NodeId] {
-        match self {
-            Via::Nothing => &[],
-            Via::Transport(t) => t.chain(),
-            Via::Chain(chain) => chain,
-        }
-    }
-
-    /// The chain, shared (for an `async` handler, which keeps it).
-    pub(crate) fn shared(self) -> Arc<[NodeId]> {
-        match self {
-            Via::Nothing => Arc::from(Vec::new()),
-            Via::Transport(t) => Arc::clone(t.shared_chain()),
-            Via::Chain(chain) => chain,
         }
     }
 }

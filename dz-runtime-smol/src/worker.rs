@@ -68,7 +68,7 @@ fn step(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job, more: bool) ->
             // The sender is known (for the logs) only of a message from afar.
             let (message, from, via) = match letter {
                 Letter::Local { message, via: Some(t) } => (message, None, Via::Transport(t)),
-                Letter::Local { message, via: None } => (message, None, Via::Nothing),
+                Letter::Local { message, via: None } => (message, None, Via::Timer),
                 Letter::Remote(remote) => match node.decode_message(&remote.json) {
                     Ok(m) => {
                         let RemoteLetter { from, chain, .. } = *remote;
@@ -86,7 +86,7 @@ fn step(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job, more: bool) ->
             match catch_unwind(AssertUnwindSafe(|| node.handle(call, message))) {
                 Ok(Ok(ErasedHandled::Done)) => core.store.put_back(key, node, more),
                 Ok(Ok(ErasedHandled::Async(message))) => {
-                    let fut = node.handle_async(Arc::clone(ctrl), id.clone(), via.shared(), message);
+                    let fut = node.handle_async(Arc::clone(ctrl), id.clone(), via.into_shared(), message);
                     let waker = core.store.node_waker(key);
                     (Some(Job::Poll { key, id, fut, waker }), Vec::new())
                 }

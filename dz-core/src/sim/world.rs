@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
 
 use crate::controller::{
-    AnyMessage, ErasedNode, ErasedNodeFuture, MachineController, NodeFactory, TaskFuture, TimerMessage,
+    AnyMessage, ErasedNode, ErasedNodeFuture, MachineController, NodeFactory, TaskFuture, TimerMessage, Via,
 };
 use crate::handle::{MachineHandle, Transport};
 use crate::ids::{new_id, MachineId, NodeId};
@@ -120,34 +120,6 @@ pub(crate) struct JsonPayload {
     /// Sealed: the nonce, the JSON encrypted, and the tag; opened on arrival.
     pub(crate) sealed: bool,
     pub(crate) bytes: Vec<u8>,
-}
-
-/// The chain a message came through, for [`crate::Context::chain`].
-pub(crate) enum Via {
-    /// A timer's message.
-    Timer,
-    /// A handle of this machine.
-    Transport(Transport),
-    /// A chain read off the wire.
-    Chain(Arc<[NodeId]>),
-}
-
-impl Via {
-    pub(crate) fn chain(&self) -> &[NodeId] {
-        match self {
-            Via::Timer => &[],
-            Via::Transport(t) => t.chain(),
-            Via::Chain(c) => c,
-        }
-    }
-
-    pub(crate) fn into_shared(self) -> Arc<[NodeId]> {
-        match self {
-            Via::Timer => Arc::from(Vec::new()),
-            Via::Transport(t) => Arc::clone(t.shared_chain()),
-            Via::Chain(c) => c,
-        }
-    }
 }
 
 impl Payload {
