@@ -7,33 +7,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::{connect, connect_as_peer, framed};
 use dz_examples::ping_pong::Ponger;
 use dz_runtime_smol::{Machine, MachineStats};
-
-fn framed(payload: &[u8]) -> Vec<u8> {
-    let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
-    bytes.extend_from_slice(payload);
-    bytes
-}
-
-fn connect(machine: &Machine) -> TcpStream {
-    let stream = TcpStream::connect(machine.handle().address()).expect("the machine listens");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("a read timeout");
-    stream
-}
-
-/// Connects and says hello as the machine at `address`; reads the machine's ack.
-fn connect_as_peer(machine: &Machine, address: &str) -> TcpStream {
-    let mut stream = connect(machine);
-    let hello = format!(r#"{{"hello":{{"machine":"Raw_{address}","address":"{address}"}}}}"#);
-    stream.write_all(&framed(hello.as_bytes())).expect("write hello");
-    let mut header = [0u8; 4];
-    stream.read_exact(&mut header).expect("an ack's header");
-    let mut ack = vec![0u8; u32::from_be_bytes(header) as usize];
-    stream.read_exact(&mut ack).expect("an ack");
-    assert!(String::from_utf8_lossy(&ack).starts_with(r#"{"ack":"#));
-    stream
-}
 
 /// Whether the machine closed the connection (within the read timeout).
 fn is_closed(stream: &mut TcpStream) -> bool {

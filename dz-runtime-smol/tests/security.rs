@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::time::Duration;
 
+use common::{connect_as_peer, framed};
 use dz_core::prelude::*;
 use dz_core::security::{seal, LinkKey, LinkNonce};
 use dz_runtime_smol::{Machine, MachineStats};
@@ -64,25 +64,6 @@ const LIMIT: Duration = Duration::from_secs(10);
 
 fn server() -> Machine {
     Machine::builder().register::<Vault>().register::<Relay>().build().expect("a machine on loopback")
-}
-
-fn framed(payload: &[u8]) -> Vec<u8> {
-    let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
-    bytes.extend_from_slice(payload);
-    bytes
-}
-
-/// Connects to `machine` and says hello as the machine at `address`; reads its ack.
-fn connect_as_peer(machine: &Machine, address: &str) -> TcpStream {
-    let mut stream = TcpStream::connect(machine.handle().address()).expect("the machine listens");
-    stream.set_read_timeout(Some(LIMIT)).expect("a read timeout");
-    let hello = format!(r#"{{"hello":{{"machine":"Raw_{address}","address":"{address}"}}}}"#);
-    stream.write_all(&framed(hello.as_bytes())).expect("write hello");
-    let mut header = [0u8; 4];
-    stream.read_exact(&mut header).expect("an ack's header");
-    let mut ack = vec![0u8; u32::from_be_bytes(header) as usize];
-    stream.read_exact(&mut ack).expect("an ack");
-    stream
 }
 
 /// A handle's JSON, as a `serde_json::Value` to edit.

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use dz_examples::ping_pong::{Pinger, Ponger};
@@ -41,4 +43,31 @@ pub fn server() -> Machine {
 /// A machine with no registered node types.
 pub fn client() -> Machine {
     Machine::builder().listen("127.0.0.1:0").build().expect("a machine on loopback")
+}
+
+/// `payload` as one frame on the wire: a 4-byte big-endian length, then the bytes.
+pub fn framed(payload: &[u8]) -> Vec<u8> {
+    let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// A raw connection to `machine` (reads time out after 5 s).
+pub fn connect(machine: &Machine) -> TcpStream {
+    let stream = TcpStream::connect(machine.handle().address()).expect("the machine listens");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("a read timeout");
+    stream
+}
+
+/// Connects and says hello as the machine at `address`; reads the machine's ack.
+pub fn connect_as_peer(machine: &Machine, address: &str) -> TcpStream {
+    let mut stream = connect(machine);
+    let hello = format!(r#"{{"hello":{{"machine":"Raw_{address}","address":"{address}"}}}}"#);
+    stream.write_all(&framed(hello.as_bytes())).expect("write hello");
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).expect("an ack's header");
+    let mut ack = vec![0u8; u32::from_be_bytes(header) as usize];
+    stream.read_exact(&mut ack).expect("an ack");
+    assert!(String::from_utf8_lossy(&ack).starts_with(r#"{"ack":"#));
+    stream
 }
