@@ -414,18 +414,43 @@ pub fn open(
     Ok((link_nonce, plaintext))
 }
 
+/// How many counters a [`ReplayWindow`] remembers: the highest accepted and the 1,023 below it.
+pub const REPLAY_WINDOW: u64 = 1024;
+
+const WINDOW_WORDS: usize = (REPLAY_WINDOW / 64) as usize;
+
 /// The counters one sending instance of a link has had accepted: the highest, and which of the
-/// 64 below it. A counter is accepted once; one more than 64 below the highest is taken for a
-/// replay too (links deliver nearly in order, so an honest message is rarely that late; if it
-/// is, it is lost like a dropped one).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// [`REPLAY_WINDOW`] counters up to it. A counter is accepted once; one [`REPLAY_WINDOW`] or more
+/// below the highest is taken for a replay too, as nothing tells it from one (it is lost like a
+/// dropped message). The window is wide because a network may duplicate and reorder: a late
+/// copy of a message far ahead moves the window, and everything it leaves behind is lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplayWindow {
     highest: Option<u64>,
-    /// Bit `i` set: counter `highest - 1 - i` was accepted.
-    below: u64,
+    /// Bit `c % REPLAY_WINDOW` set: counter `c`, within the window, was accepted.
+    seen: [u64; WINDOW_WORDS],
 }
 
 impl ReplayWindow {
+    fn bit(counter: u64) -> (usize, u64) {
+        let at = counter % REPLAY_WINDOW;
+        ((at / 64) as usize, 1 << (at % 64))
+    }
+
+    fn is_seen(&self, counter: u64) -> bool {
+        let (word, bit) = Self::bit(counter);
+        self.seen[word] & bit != 0
+    }
+
+    fn mark(&mut self, counter: u64, on: bool) {
+        let (word, bit) = Self::bit(counter);
+        if on {
+            self.seen[word] |= bit;
+        } else {
+            self.seen[word] &= !bit;
+        }
+    }
+
     /// Accepts `counter` if it is new on this link.
     ///
     /// # Errors
@@ -436,25 +461,27 @@ impl ReplayWindow {
         let replayed = Err(OpenError::Replayed { instance: 0, counter });
         let Some(highest) = self.highest else {
             self.highest = Some(counter);
+            self.mark(counter, true);
             return Ok(());
         };
         if counter > highest {
-            // Everything moves `shift` further behind; the old highest lands at `shift` behind.
+            // The counters the window moves past are forgotten; their slots are the new ones'.
             let shift = counter - highest;
-            let moved = if shift >= 64 { 0 } else { self.below << shift };
-            self.below = if shift <= 64 { moved | (1 << (shift - 1)) } else { moved };
+            if shift >= REPLAY_WINDOW {
+                self.seen = [0; WINDOW_WORDS];
+            } else {
+                for c in highest + 1..=counter {
+                    self.mark(c, false);
+                }
+            }
+            self.mark(counter, true);
             self.highest = Some(counter);
             return Ok(());
         }
-        let back = highest - counter;
-        if back == 0 || back > 64 {
+        if highest - counter >= REPLAY_WINDOW || self.is_seen(counter) {
             return replayed;
         }
-        let bit = 1u64 << (back - 1);
-        if self.below & bit != 0 {
-            return replayed;
-        }
-        self.below |= bit;
+        self.mark(counter, true);
         Ok(())
     }
 }
@@ -731,24 +758,27 @@ mod tests {
 
     #[test]
     fn the_replay_window_accepts_each_counter_once() {
+        let replayed = |counter| Err(OpenError::Replayed { instance: 0, counter });
         let mut w = ReplayWindow::default();
         for c in [5, 6, 8, 7, 3] {
             assert_eq!(w.accept(c), Ok(()), "{c}");
         }
         for c in [5, 6, 7, 8, 3] {
-            assert_eq!(w.accept(c), Err(OpenError::Replayed { instance: 0, counter: c }), "{c}");
+            assert_eq!(w.accept(c), replayed(c), "{c}");
         }
         assert_eq!(w.accept(4), Ok(()), "late but new");
-        assert_eq!(w.accept(100), Ok(()));
-        assert_eq!(w.accept(36), Ok(()), "64 behind is still in the window");
-        assert_eq!(w.accept(35), Err(OpenError::Replayed { instance: 0, counter: 35 }), "too old to tell: refused");
-        assert_eq!(w.accept(164), Ok(()));
-        assert_eq!(
-            w.accept(100),
-            Err(OpenError::Replayed { instance: 0, counter: 100 }),
-            "exactly 64 behind, and seen"
-        );
-        assert_eq!(w.accept(99), Err(OpenError::Replayed { instance: 0, counter: 99 }), "65 behind: too old");
+        assert_eq!(w.accept(2000), Ok(()));
+        assert_eq!(w.accept(977), Ok(()), "1,023 behind is still in the window");
+        assert_eq!(w.accept(976), replayed(976), "too old to tell: refused");
+        assert_eq!(w.accept(1500), Ok(()));
+        assert_eq!(w.accept(3000), Ok(()));
+        assert_eq!(w.accept(2000), replayed(2000), "1,000 behind, and seen");
+        assert_eq!(w.accept(1977), Ok(()), "1,023 behind, not seen: the slot was cleared when the window moved");
+        assert_eq!(w.accept(1976), replayed(1976));
+        assert_eq!(w.accept(1_000_000), Ok(()), "a jump past the whole window");
+        assert_eq!(w.accept(3000), replayed(3000));
+        assert_eq!(w.accept(999_999), Ok(()));
+        assert_eq!(w.accept(999_999), replayed(999_999));
     }
 
     #[test]

@@ -136,7 +136,7 @@
 //!   `rejected_bad_chain`), logged at warn (at most once a second)
 //!   and never reaches a handler;
 //! - can drop, delay and reorder messages (delivery is at most once anyway; a message more than
-//!   64 behind the newest on its link is taken for a replay), and cut connections;
+//!   1,023 behind the newest on its link is taken for a replay), and cut connections;
 //! - can see who talks to whom and when, and how big each message is: ids, chains and sizes
 //!   travel in the clear (traffic analysis is not prevented).
 //!
