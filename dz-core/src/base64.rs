@@ -83,19 +83,7 @@ pub fn decode_vec(text: &[u8]) -> Option<Vec<u8>> {
 
 /// The `N` bytes spelled by `text`, or `None` if it is not their canonical base64.
 pub fn decode<const N: usize>(text: &str) -> Option<[u8; N]> {
-    let text = text.as_bytes();
-    if text.len() != N.div_ceil(3) * 4 {
-        return None;
-    }
-    let mut out = [0u8; N];
-    let mut at = 0;
-    for quad in text.chunks(4) {
-        let wanted = (N - at).min(3);
-        let bytes = quad_bytes(quad, wanted)?;
-        out[at..at + wanted].copy_from_slice(&bytes[..wanted]);
-        at += wanted;
-    }
-    Some(out)
+    decode_vec(text.as_bytes())?.try_into().ok()
 }
 
 #[cfg(test)]
