@@ -45,8 +45,13 @@ impl Transport {
     /// A transport to the machine at `address`, issued for the node `issued_for`, whose link key
     /// is `key` (the receiver's [`NodeSecret::link_key`](crate::security::NodeSecret::link_key)
     /// for `issued_for`).
+    ///
+    /// A node that spawns or issues many handles is the first link of each of their chains: the
+    /// chain `[issued_for]` made last on this thread is kept and shared with the next transport
+    /// issued for the same node, so those handles share one chain instead of allocating one
+    /// each. (The chain is immutable, so sharing it is invisible; only memory is saved.)
     pub fn new(address: impl Into<Arc<str>>, issued_for: NodeId, key: LinkKey) -> Self {
-        Transport(Arc::new(TransportInner { address: address.into(), chain: Arc::from(vec![issued_for]), key }))
+        Transport(Arc::new(TransportInner { address: address.into(), chain: single_chain(issued_for), key }))
     }
 
     /// The address of the receiving machine.
@@ -78,6 +83,27 @@ impl Transport {
         chain.push(to);
         Transport(Arc::new(TransportInner { address: self.0.address.clone(), chain: chain.into(), key }))
     }
+}
+
+thread_local! {
+    /// The one-link chain made last on this thread, for [`Transport::new`] to share.
+    static LAST_SINGLE_CHAIN: std::cell::RefCell<Option<Arc<[NodeId]>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The chain `[issued_for]`: the one made last on this thread if it is the same, else a new one
+/// (which is then kept in its place).
+fn single_chain(issued_for: NodeId) -> Arc<[NodeId]> {
+    LAST_SINGLE_CHAIN.with(|last| {
+        let mut last = last.borrow_mut();
+        match last.as_ref() {
+            Some(chain) if chain.len() == 1 && chain[0] == issued_for => Arc::clone(chain),
+            _ => {
+                let chain: Arc<[NodeId]> = Arc::from([issued_for]);
+                *last = Some(Arc::clone(&chain));
+                chain
+            }
+        }
+    })
 }
 
 impl PartialEq for Transport {
@@ -437,5 +463,32 @@ impl<'de> Deserialize<'de> for MachineHandle {
             }));
         }
         Ok(MachineHandle { id: repr.id, address: repr.address.into_owned().into() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::NodeSecret;
+
+    fn transport(issued_for: &NodeId) -> Transport {
+        Transport::new("sim://M", issued_for.clone(), NodeSecret::from_bytes([3; 32]).link_key(issued_for))
+    }
+
+    #[test]
+    fn transports_issued_for_one_node_share_its_chain() {
+        let (a, b) = (NodeId::new("A_1"), NodeId::new("B_1"));
+        let first = transport(&a);
+        let second = transport(&a);
+        assert!(Arc::ptr_eq(first.shared_chain(), second.shared_chain()));
+        let other = transport(&b);
+        assert_eq!(other.chain(), std::slice::from_ref(&b));
+        let third = transport(&a);
+        assert_eq!(third.chain(), std::slice::from_ref(&a));
+        assert!(!Arc::ptr_eq(first.shared_chain(), third.shared_chain()), "only the last chain is kept");
+        // Transferring one of them leaves the others' chains alone.
+        let on = first.transferred(b.clone());
+        assert_eq!(on.chain(), [a.clone(), b]);
+        assert_eq!(second.chain(), [a]);
     }
 }

@@ -12,7 +12,6 @@ use async_executor::Executor;
 use dz_core::controller::{
     AnyMessage, Envelope, ErasedNode, MachineController, NodeFactory, SpawnRequest, TaskFuture, TimerMessage,
 };
-use dz_core::ids::new_id;
 use dz_core::rng::DetRng;
 use dz_core::security::{MachineSecret, NodeSecret, OpenError, SendLinks};
 use dz_core::{MachineHandle, NodeId, RawHandle, TimerToken, Transport};
@@ -133,7 +132,7 @@ impl Core {
 
     /// A fresh id.
     pub(crate) fn fresh_id(&self, prefix: &str) -> NodeId {
-        NodeId::from(new_id(prefix, &mut self.ids.lock().unwrap_or_else(PoisonError::into_inner)))
+        NodeId::generate(prefix, &mut self.ids.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     // ---- local delivery ----------------------------------------------------------------------

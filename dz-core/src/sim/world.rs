@@ -18,7 +18,7 @@ use crate::controller::{
     AnyMessage, ErasedNode, ErasedNodeFuture, MachineController, NodeFactory, TaskFuture, TimerMessage, Via,
 };
 use crate::handle::{MachineHandle, Transport};
-use crate::ids::{new_id, MachineId, NodeId};
+use crate::ids::{MachineId, NodeId};
 use crate::rng::{BuildIdHasher, DetRng};
 use crate::security::{MachineSecret, NodeSecret, RecvLinks, SendLinks};
 
@@ -334,7 +334,7 @@ impl World {
     // ---- machines and nodes -------------------------------------------------------------
 
     pub(crate) fn new_machine_id(&mut self) -> MachineId {
-        MachineId::from(new_id("Machine", &mut self.ids_rng))
+        MachineId::generate("Machine", &mut self.ids_rng)
     }
 
     pub(crate) fn add_machine(&mut self, slot: MachineSlot) -> usize {
@@ -349,7 +349,7 @@ impl World {
     }
 
     pub(crate) fn new_node_id(&mut self, prefix: &str) -> NodeId {
-        NodeId::from(new_id(prefix, &mut self.ids_rng))
+        NodeId::generate(prefix, &mut self.ids_rng)
     }
 
     /// Puts a node in place at once, without a spawn event (the driver).
