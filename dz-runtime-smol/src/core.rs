@@ -312,8 +312,10 @@ impl MachineController for Core {
         let Envelope { from, to, message } = envelope;
         let address = to.transport().address();
         if self.is_local(to.machine_id(), address) {
-            self.stats.sent_local.bump();
-            self.deliver_local(to.id(), Letter::local(message, to.transport()));
+            if let Err(Undeliverable::NoSuchNode) = self.store.send_local(to.id(), to.transport(), message) {
+                tracing::debug!(to = %to.id(), "dz: dropped a message for a node that is not here");
+                bump(&self.stats.dropped_no_node);
+            }
             return;
         }
         bump(&self.stats.sent_remote);

@@ -6,7 +6,7 @@ use dz_core::controller::AnyMessage;
 pub(crate) use dz_core::controller::Via;
 use dz_core::{NodeId, Transport};
 
-/// A message waiting in a mailbox (24 bytes).
+/// A message waiting in a mailbox (32 bytes).
 ///
 /// One from a node of this machine is its typed value and the transport it was sent through
 /// (one reference count: the handler reads the delegation chain from it, see
@@ -15,8 +15,18 @@ use dz_core::{NodeId, Transport};
 /// One from afar is JSON (opened already, if it came sealed), with its sender and its chain,
 /// decoded by the worker that runs the node.
 pub(crate) enum Letter {
-    Local { message: Box<dyn AnyMessage>, via: Option<Transport> },
+    Local {
+        message: Box<dyn AnyMessage>,
+        via: Option<Transport>,
+    },
     Remote(Box<RemoteLetter>),
+    /// Only in the mail a worker keeps for a node it holds: a local letter whose transport is
+    /// entry `via` of the worker's table of transports (no reference count taken per letter).
+    /// Made a `Local` letter again (the transport cloned) if it leaves the worker.
+    Held {
+        message: Box<dyn AnyMessage>,
+        via: u32,
+    },
 }
 
 /// What the logs say for the sender of a local letter.
@@ -45,7 +55,7 @@ impl Letter {
     /// The message's name, for logs.
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            Letter::Local { message, .. } => message.name(),
+            Letter::Local { message, .. } | Letter::Held { message, .. } => message.name(),
             Letter::Remote(_) => "(from the network)",
         }
     }
@@ -53,7 +63,7 @@ impl Letter {
     /// The sender, for logs: its id if the letter came from afar.
     pub(crate) fn sender(&self) -> &str {
         match self {
-            Letter::Local { .. } => LOCAL_SENDER,
+            Letter::Local { .. } | Letter::Held { .. } => LOCAL_SENDER,
             Letter::Remote(remote) => remote.from.as_str(),
         }
     }

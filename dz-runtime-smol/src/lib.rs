@@ -64,24 +64,33 @@
 //!   node.
 //! - **Scheduling**: a node with work (its `started` hook, mail, a woken `async` handler, a stop
 //!   request) is put once on the machine's run queue. Worker threads (one per core by default)
-//!   take nodes off it; a node taken is *busy* until the worker gives it back, so its handlers
-//!   never run concurrently, and a worker handles up to 64 of its messages in a row before
-//!   letting others have a turn. A message a handler sends to an idle local node hands that node
-//!   (with the message) straight to the sending worker, which runs it next: a conversation stays
-//!   on one thread and wakes no other. Idle workers look for work for 50 µs, then sleep on a
+//!   take nodes off it. A node taken joins the worker's *held set*: up to four nodes the worker
+//!   has checked out of the store (marked busy, so a node's handlers never run concurrently),
+//!   each with its mail moved to the worker's side. A message a handler sends to an idle local
+//!   node with an empty mailbox takes that node into the held set too, so a conversation stays
+//!   on one thread and wakes no other. The worker runs its held nodes' mail in turns, up to 64
+//!   messages each, until none is left; then it gives every held node back to the store (after
+//!   4,096 turns it also does so if other nodes wait on the run queue, so no conversation keeps
+//!   the others waiting for long). Idle workers look for work for 50 µs, then sleep on a
 //!   condition variable: an idle machine uses no CPU.
-//! - **`async` handlers** become a future kept in the node's slot; the node's mailbox is held
-//!   until it ends, and its waker puts the node back on the run queue. Tasks made with
-//!   `create_task` go through the same queue, and die with their node.
-//! - **Local messages** are moved into the receiver's mailbox as typed values: no serialising.
-//!   A mailbox is first in, first out, so each sender's messages arrive in send order. Per
-//!   local message the runtime allocates nothing beyond the `Box` the context made for it (a
-//!   slot's mailbox box is made once, and a mailbox grows only when fuller than ever before); it takes the receiver's shard lock
-//!   once and the sender's once, clones the receiver's id (a reference count), and adds to two
-//!   per-thread counters, and adds a reference to the transport it was sent through (so the
-//!   handler can read the delegation chain, [`Context::chain`](dz_core::Context::chain)). A
-//!   letter in a mailbox is 24 bytes; one from a node of this machine does not keep its sender,
-//!   so the logs of a dropped local message do not name it.
+//! - **`async` handlers** become a future kept in the node's slot; the node leaves the held set,
+//!   its mailbox is held until the handler ends, and its waker puts the node back on the run
+//!   queue. Tasks made with `create_task` go through the same queue, and die with their node.
+//! - **Local messages** are moved into the receiver's mail as typed values: no serialising. A
+//!   message from a handler to a node its worker holds goes onto that node's mail on the worker's
+//!   side: no lock and no atomic operation. It costs the `Box` the context made for it, a look
+//!   through the held set, and a push onto a queue that grows only when fuller than ever before;
+//!   the letter (32 bytes) names its transport by an entry of the worker's table of transports
+//!   (so the handler can read the delegation chain, [`Context::chain`](dz_core::Context::chain))
+//!   instead of taking a reference count, and the machine's counters are added up on the worker
+//!   and published before any node is given back. A message to a node that is busy on another
+//!   worker, or sent from outside the workers (the client, a timer, a peer's frame), goes into
+//!   the receiver's mailbox in the store under its shard's lock, with a reference to its
+//!   transport; the worker holding the receiver picks it up after its current handler.
+//!   Each sender's messages arrive in send order, also when the sender moves between workers
+//!   while its receiver stays held (see the store's module docs for the argument). A letter from
+//!   a node of this machine does not keep its sender, so the logs of a dropped local message do
+//!   not name it.
 //! - **Time** is microseconds since the machine started. Timers (`sleep_ms`, `send_after`,
 //!   `send_every`) sit in one heap driven by one task on the I/O thread, which sleeps until the
 //!   earliest deadline.

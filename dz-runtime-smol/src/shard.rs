@@ -83,10 +83,6 @@ impl Slot {
         self.extra.get_or_insert_with(Box::default)
     }
 
-    pub(crate) fn pop_letter(&mut self) -> Option<Letter> {
-        self.extra.as_mut()?.mailbox.pop_front()
-    }
-
     pub(crate) fn has_mail(&self) -> bool {
         self.extra.as_ref().is_some_and(|e| !e.mailbox.is_empty())
     }
@@ -213,8 +209,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_slot_is_72_bytes_and_a_letter_24() {
+    fn a_slot_is_72_bytes_and_a_letter_32() {
         assert_eq!(std::mem::size_of::<Slot>(), 72);
-        assert_eq!(std::mem::size_of::<Letter>(), 24);
+        assert_eq!(std::mem::size_of::<Letter>(), 32);
     }
 }

@@ -74,6 +74,11 @@ impl Striped {
         self.stripes[my_stripe()].0.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds `n` (a worker's count of a streak).
+    pub(crate) fn add(&self, n: u64) {
+        self.stripes[my_stripe()].0.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// The total so far.
     pub(crate) fn sum(&self) -> u64 {
         self.stripes.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()

@@ -1,4 +1,5 @@
-//! The node store and its scheduler: nodes in sharded slabs, a mailbox per node, one run queue.
+//! The node store and its scheduler: nodes in sharded slabs, a mailbox per node, one run queue,
+//! and each worker's held set.
 //!
 //! ## How nodes are kept
 //!
@@ -16,34 +17,87 @@
 //! another; a thread that holds a shard may take the tasks' lock or the queue's, never the other
 //! way round, and no thread holds two shards at once.
 //!
+//! A mailbox is a `VecDeque` of 32-byte letters: a local message (its typed value and the
+//! transport it came through), a message from afar (JSON, with its sender and chain), or a
+//! timer's. While a worker holds the node the mailbox's buffer is on the worker's side (the held
+//! mail), and letters from other threads collect in a fresh one in the slot until the worker
+//! drains them or gives the node back.
+//!
 //! ## How nodes are scheduled
 //!
 //! A node with work to do (a first `started` hook, mail, a woken `async` handler, a stop
-//! request) is put once on the run queue; a worker takes it off, and while the worker has it the
-//! node is `Busy`, so no other worker can run it: a node's handlers never run concurrently. Mail
-//! that arrives meanwhile waits in the mailbox and the worker picks it up before giving the node
-//! back (up to a batch; then the node goes back on the queue, behind the others).
+//! request) is put once on the shared run queue. A worker takes it off and starts a
+//! *conversation*: the node joins the worker's **held set** (`store/held.rs`), up to
+//! `HELD_MAX` (4) nodes that the worker has checked out of the store. A held node
+//! is `Busy` in the store, so no other worker runs it (a node's handlers never run
+//! concurrently), and its mail moves to the worker's side: the worker takes the whole store
+//! mailbox (a `VecDeque`, swapped out, not copied) as the node's *held mail*.
 //!
-//! A message sent by a handler to an idle node of the same machine does not go through the
-//! queue: the worker takes the receiver out of the store at once, with that letter (which never
-//! enters the mailbox), and runs it next itself — one node at a time, giving any node kept
-//! before back to the queue, and for a bounded streak. A conversation between two nodes thus
-//! stays on one thread, warm in cache, and wakes no other; each message costs one lock of the
-//! receiver's shard to hand it over and one of the sender's to give the sender back.
+//! A message a handler sends to a node that this worker holds is pushed onto that node's held
+//! mail: no lock, no atomic operation, no reference count. A message to an idle node with an
+//! empty mailbox takes it into the held set (one lock of its shard), evicting a held node that
+//! has nothing to do if the set is full. Any other message goes through the store: into the
+//! receiver's mailbox under its shard's lock, the receiver queued if it was idle; if it is busy
+//! (held by another worker), the store's `pokes` counter is bumped. The worker runs its held
+//! nodes' mail in turns (up to `BATCH` (64) letters each) until none is left, then
+//! gives every held node back: its remaining held mail in front of its store mailbox, idle, and
+//! queued if it has mail. After `TURNS` (4,096, `worker.rs`) turns it looks at the run queue and
+//! gives up the conversation the same way if others wait there (or the machine closes): no
+//! node or conversation keeps a worker from the others for long.
 //!
-//! An `async` handler becomes a future kept in the node's slot (`Suspended`); it holds the
-//! mailbox until it ends, and its waker puts the node back on the run queue. Tasks made with
-//! `create_task` live in a slab of their own and go through the same run queue.
+//! After each handler (a relaxed load) and before taking a node into its held set, a worker that
+//! sees `pokes` changed *drains* its held nodes: it appends each store mailbox to the held mail
+//! and picks up stop requests, one shard lock at a time. So mail from other threads reaches a
+//! held node within a turn, and a termination asked from elsewhere stops it before its next
+//! letter (one asked by a handler on the same worker is marked in the held set at once).
+//!
+//! **Per-sender FIFO.** Messages from one sender to one receiver arrive in send order. While a
+//! receiver R is held by worker W, its letters are its held mail (in order) and then its store
+//! mailbox (in order); giving R back keeps that order, and so does a drain (store letters go to
+//! the end of the held mail). A sender S sends into R's held mail only when S runs on W; into
+//! R's store mailbox otherwise. The only way S's later letter could overtake an earlier one is
+//! that the earlier one m1 sits in R's store mailbox while S, now on W, sends m2 into the held
+//! mail. m1 went into the store mailbox either before R joined W's held set — but R joins only
+//! with an empty mailbox (from a send) or with its whole mailbox taken (from the run queue), so
+//! m1 is in the held mail — or while R was held, from another thread, which bumped `pokes`. In
+//! the second case S was not on W when it sent m1, and is on W now; a node runs on W only as a
+//! member of W's held set, which it joined either from the run queue (but W takes from the run
+//! queue only with an empty held set, so R joined after S, after m1 was sent: a contradiction)
+//! or by a send from a handler on W. That send took S's shard lock after S's worker gave S back,
+//! which was after it pushed m1 and bumped `pokes`: the worker sees the change and drains before
+//! S joins, so m1 is in R's held mail before m2. (Tasks are polled only from the run queue,
+//! with an empty held set; the client and the I/O thread always send through the store.)
+//! `tests/fifo_hops.rs` plays this out with a sender that hops between workers.
+//!
+//! An `async` handler becomes a future kept in the node's slot (`Suspended`); the node leaves
+//! the held set (its held mail back in front of its store mailbox, held there until the handler
+//! ends), and its waker puts it back on the run queue. Tasks made with `create_task` live in a
+//! slab of their own and go through the same run queue.
 //!
 //! A worker that finds the run queue empty looks again for 50 µs (one such worker at a time),
 //! then sleeps on a condition variable: work streaming in from another thread is picked up
 //! without a wake-up per item, and an idle machine uses no CPU. Node code never runs with a lock
-//! of the store held.
+//! of the store held, nor with the worker's held set borrowed.
+//!
+//! ## What a local message costs
+//!
+//! A message from a handler to a node its worker holds: one `Box` (made by the context), a look
+//! through the held set (at most four ids, compared by their kept hash first), and a push onto a
+//! `VecDeque` that grows only when fuller than ever before. Its transport is not cloned: the
+//! letter names an entry of the worker's transport table (one per chain the conversation used,
+//! up to 32; a letter that leaves the worker, when its node is given back, gets a clone). The
+//! machine's `sent_local` and `delivered` counters are counted on the worker and added before
+//! any node is given back (so a node seen idle has its messages counted), or every
+//! `TURNS` (4,096, `worker.rs`) turns. No lock, no atomic read-modify-write.
+//!
+//! A message to an idle node with an empty mailbox takes that node's shard lock once (it joins
+//! the held set); a message to a node busy elsewhere, or from a thread that is not a worker,
+//! takes the receiver's shard lock and clones the transport (one reference count), plus the run
+//! queue's lock if the receiver was idle.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LockResult, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
@@ -53,10 +107,15 @@ use dz_core::security::{MachineSecret, NodeSecret, OpenError};
 use dz_core::NodeId;
 
 use crate::index::{shard_of, IdHashing, SHARDS, SHARD_BITS};
+#[cfg(test)]
 use crate::letter::Letter;
 use crate::padded::Padded;
 use crate::shard::{Key, Shard, State};
 use crate::stats::{bump, Counters};
+
+mod held;
+
+pub(crate) use held::Turn;
 
 /// How long a worker with nothing to do looks for work before it sleeps.
 const SPIN: Duration = Duration::from_micros(50);
@@ -79,32 +138,38 @@ enum Runnable {
 
 /// Node code for a worker to run with the store unlocked.
 pub(crate) enum Job {
-    Start { key: Key, id: NodeId, node: Box<dyn ErasedNode> },
-    Handle { key: Key, id: NodeId, node: Box<dyn ErasedNode>, letter: Letter },
-    Poll { key: Key, id: NodeId, fut: ErasedNodeFuture, waker: Waker },
-    Stop { key: Key, id: NodeId, node: Box<dyn ErasedNode> },
-    Task { key: Key, fut: TaskFuture, waker: Waker },
+    /// A node joined the worker's held set, with mail: its turns follow.
+    Held,
+    /// A new node's `started` hook; the node is in the held set (running).
+    Start {
+        key: Key,
+        id: NodeId,
+        node: Box<dyn ErasedNode>,
+    },
+    /// A woken `async` handler; the node is in the held set (running).
+    Poll {
+        key: Key,
+        id: NodeId,
+        fut: ErasedNodeFuture,
+        waker: Waker,
+    },
+    /// An idle node's `stopping` hook (it is not held).
+    Stop {
+        key: Key,
+        id: NodeId,
+        node: Box<dyn ErasedNode>,
+    },
+    Task {
+        key: Key,
+        fut: TaskFuture,
+        waker: Waker,
+    },
 }
 
 /// Why a message was not put in a mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Undeliverable {
     NoSuchNode,
-}
-
-/// A node a worker took out of the store to run next, with the letter it runs first.
-struct Kept {
-    key: Key,
-    id: NodeId,
-    node: Box<dyn ErasedNode>,
-    letter: Letter,
-}
-
-thread_local! {
-    /// On a worker thread: its store (by address, only compared).
-    static WORKER_OF: Cell<usize> = const { Cell::new(0) };
-    /// On a worker thread: the node it runs next.
-    static NEXT: RefCell<Option<Kept>> = const { RefCell::new(None) };
 }
 
 /// Values whose drop runs user code (node states, futures): dropped after unlocking.
@@ -137,6 +202,9 @@ pub(crate) struct Store {
     /// take the cores of the threads that make their work).
     spinning: AtomicBool,
     closed: AtomicBool,
+    /// Bumped whenever a busy node gets mail or a stop request in the store: a worker that
+    /// holds nodes drains their store mailboxes when it changes.
+    pokes: Padded<AtomicU64>,
     stats: Arc<Counters>,
     me: Weak<Store>,
 }
@@ -172,6 +240,7 @@ impl Store {
             work: Condvar::new(),
             spinning: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            pokes: Padded(AtomicU64::new(0)),
             stats,
             me: me.clone(),
         })
@@ -240,92 +309,23 @@ impl Store {
         self.shard(shard).new_slot(shard, id, State::Idle(node));
     }
 
-    /// Puts `letter` in the mailbox of node `to`, and the node on the run queue if it was idle.
-    ///
-    /// On one of this store's workers, an idle receiver is not queued but taken out at once with
-    /// its first letter, for the worker to run next itself (a message a handler sends wakes its
-    /// receiver on the same thread, warm in cache, with no other thread woken and no second
-    /// trip to the store); a node kept before goes back to the run queue.
-    pub(crate) fn deliver(&self, to: &NodeId, letter: Letter) -> Result<(), Undeliverable> {
-        let shard = shard_of(to);
-        let mut guard = self.shard(shard);
-        let Some((slot, key)) = guard.find(to, shard) else { return Err(Undeliverable::NoSuchNode) };
-        let idle = matches!(slot.state, State::Idle(_)) && !slot.queued;
-        if !idle || slot.has_mail() {
-            slot.extra().mailbox.push_back(letter);
-            return Ok(());
-        }
-        if !self.on_worker() {
-            slot.extra().mailbox.push_back(letter);
-            slot.queued = true;
-            drop(guard);
-            self.push_runnable(Runnable::Node(key));
-            return Ok(());
-        }
-        // Idle with an empty mailbox: the letter goes with the node, and never into the mailbox.
-        let node = match std::mem::replace(&mut slot.state, State::Busy) {
-            State::Idle(node) => node,
-            other => {
-                // Not reached: `idle` was checked under this same lock.
-                slot.state = other;
-                slot.extra().mailbox.push_back(letter);
-                return Ok(());
-            }
-        };
-        let kept = Kept { key, id: slot.id.clone(), node, letter };
-        drop(guard);
-        if let Some(before) = NEXT.with(|next| next.borrow_mut().replace(kept)) {
-            self.give_back(before);
-        }
-        Ok(())
-    }
-
-    /// Whether this thread is one of this store's workers.
-    fn on_worker(&self) -> bool {
-        WORKER_OF.with(|of| of.get() == self as *const Store as usize)
-    }
-
-    /// Marks this thread as one of this store's workers.
-    pub(crate) fn enter_worker(&self) {
-        WORKER_OF.with(|of| of.set(self as *const Store as usize));
-    }
-
-    /// The job of the node this worker kept to run next, if any.
-    pub(crate) fn take_next(&self) -> Option<Job> {
-        let Kept { key, id, node, letter } = NEXT.with(|next| next.borrow_mut().take())?;
-        Some(Job::Handle { key, id, node, letter })
-    }
-
-    /// Puts the node this worker kept to run next back in the store, on the run queue (for
-    /// fairness, or because the worker stops).
-    pub(crate) fn spill_next(&self) {
-        if let Some(kept) = NEXT.with(|next| next.borrow_mut().take()) {
-            self.give_back(kept);
-        }
-    }
-
-    /// Puts a kept node back: idle, its letter first in its mailbox, on the run queue.
-    fn give_back(&self, kept: Kept) {
-        let Kept { key, id: _, node, letter } = kept;
-        let mut guard = self.shard_of_key(key);
-        let Some(slot) = guard.slot_mut(key) else { return };
-        slot.state = State::Idle(node);
-        slot.extra().mailbox.push_front(letter);
-        slot.queued = true;
-        drop(guard);
-        self.push_runnable(Runnable::Node(key));
-    }
-
     /// Asks node `id` to stop: an idle node runs its `stopping` hook next; a busy one stops when
     /// what runs now ends; one suspended in an `async` handler ends at once, unhooked (its state
     /// is inside the handler). Returns what to drop unlocked.
     pub(crate) fn terminate(&self, id: &NodeId) -> Trash {
+        if self.stop_if_held(id) {
+            return Vec::new();
+        }
         let shard = shard_of(id);
         let mut guard = self.shard(shard);
         let Some((slot, key)) = guard.find(id, shard) else { return Vec::new() };
         slot.stop = true;
         match slot.state {
             State::Suspended(_) => self.bury_in(&mut guard, key, false),
+            State::Busy => {
+                self.poke();
+                Vec::new()
+            }
             State::Idle(_) if !slot.queued => {
                 slot.queued = true;
                 drop(guard);
@@ -422,28 +422,7 @@ impl Store {
         match runnable {
             Runnable::Node(key) => {
                 let mut guard = self.shard_of_key(key);
-                let slot = guard.slot_mut(key)?;
-                slot.queued = false;
-                let id = slot.id.clone();
-                match std::mem::replace(&mut slot.state, State::Busy) {
-                    State::Starting(node) => Some(Job::Start { key, id, node }),
-                    State::Idle(node) if slot.stop => Some(Job::Stop { key, id, node }),
-                    State::Idle(node) => match slot.pop_letter() {
-                        Some(letter) => Some(Job::Handle { key, id, node, letter }),
-                        None => {
-                            slot.state = State::Idle(node);
-                            None
-                        }
-                    },
-                    State::Suspended(fut) => {
-                        slot.woken = false;
-                        Some(Job::Poll { key, id, fut, waker: self.node_waker(key) })
-                    }
-                    other => {
-                        slot.state = other;
-                        None
-                    }
-                }
+                self.take_node_job(&mut guard, key)
             }
             Runnable::Task(key) => {
                 let mut tasks = self.tasks();
@@ -454,47 +433,6 @@ impl Store {
                 Some(Job::Task { key, fut, waker: self.task_waker(key) })
             }
         }
-    }
-
-    /// A handler or hook of node `key` ended normally and gives the node back. If the worker may
-    /// go on (`more`), the node's next job is returned at once, with no trip through the queue.
-    pub(crate) fn put_back(&self, key: Key, node: Box<dyn ErasedNode>, more: bool) -> (Option<Job>, Trash) {
-        let mut guard = self.shard_of_key(key);
-        let Some(slot) = guard.slot_mut(key) else { return (None, vec![Box::new(node)]) };
-        if slot.stop {
-            return (Some(Job::Stop { key, id: slot.id.clone(), node }), Vec::new());
-        }
-        if !slot.has_mail() {
-            slot.state = State::Idle(node);
-            return (None, Vec::new());
-        }
-        if more {
-            if let Some(letter) = slot.pop_letter() {
-                return (Some(Job::Handle { key, id: slot.id.clone(), node, letter }), Vec::new());
-            }
-        }
-        slot.state = State::Idle(node);
-        slot.queued = true;
-        drop(guard);
-        self.push_runnable(Runnable::Node(key));
-        (None, Vec::new())
-    }
-
-    /// Node `key`'s `async` handler is waiting: keep its future until its waker fires.
-    pub(crate) fn suspend(&self, key: Key, fut: ErasedNodeFuture) -> Trash {
-        let mut guard = self.shard_of_key(key);
-        let Some(slot) = guard.slot_mut(key) else { return vec![Box::new(fut)] };
-        slot.state = State::Suspended(fut);
-        if slot.stop {
-            return self.bury_in(&mut guard, key, false);
-        }
-        if slot.woken && !slot.queued {
-            slot.woken = false;
-            slot.queued = true;
-            drop(guard);
-            self.push_runnable(Runnable::Node(key));
-        }
-        Vec::new()
     }
 
     /// A task is waiting: keep it until its waker fires.

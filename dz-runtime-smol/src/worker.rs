@@ -3,118 +3,100 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
+use std::task::{Context as TaskContext, Poll, Waker};
 
-use dz_core::controller::{Call, ErasedHandled, MachineController};
-use dz_core::NodeId;
+use dz_core::controller::{Call, ErasedHandled, ErasedNode, ErasedNodeFuture, MachineController};
+use dz_core::{NodeId, Transport};
 
 use crate::core::Core;
 use crate::letter::{Letter, RemoteLetter, Via, LOCAL_SENDER};
 use crate::peer;
 use crate::shard::Key;
 use crate::stats::bump;
-use crate::store::{Job, Trash};
+use crate::store::{Job, Trash, Turn};
 
-/// How many messages a worker handles for one node before giving others their turn.
-const BATCH: u32 = 64;
-
-/// How many nodes in a row a worker runs from its own "next" slot before it takes from the
-/// shared run queue again.
-const NEXT_STREAK: u32 = 64;
+/// How many turns a worker gives its held nodes before it looks at the shared run queue (and
+/// writes what its handlers sent to other machines).
+const TURNS: u32 = 4096;
 
 /// Runs jobs until the machine closes its store.
 ///
+/// A job from the shared run queue starts a *conversation*: the node it runs joins the worker's
+/// held set, and so does every idle node its handlers (and theirs) send to, up to
+/// `HELD_MAX` (4); the worker then runs the held nodes' mail, in turns,
+/// until none is left, or until others wait on the run queue after [`TURNS`] turns. Then every
+/// held node goes back to the store.
+///
 /// The worker is *corked* (frames its handlers send to other machines queue per peer) while it
-/// runs a streak of jobs, and uncorked, which writes them, before it looks at the shared run
-/// queue (where it may sleep).
+/// converses, and uncorked, which writes them, every [`TURNS`] turns and before it looks at the
+/// shared run queue (where it may sleep).
 pub(crate) fn run(core: Arc<Core>) {
     let ctrl: Arc<dyn MachineController> = core.clone();
     core.store.enter_worker();
     loop {
         let Some(job) = core.store.next_job() else { break };
         peer::cork();
-        run_job(&core, &ctrl, job);
-        for _ in 1..NEXT_STREAK {
-            match core.store.take_next() {
-                Some(job) => run_job(&core, &ctrl, job),
-                None => break,
-            }
-        }
-        core.store.spill_next();
+        let back = run_job(&core, &ctrl, job);
+        converse(&core, &ctrl, back);
+        core.store.give_back_all();
         peer::uncork(&core);
     }
-    core.store.spill_next();
+    core.store.give_back_all();
 }
 
-/// Runs `job`, then the jobs of the same node that follow from it, up to [`BATCH`].
-fn run_job(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job) {
-    let mut next = Some(job);
-    let mut budget = BATCH;
-    while let Some(job) = next.take() {
-        budget = budget.saturating_sub(1);
-        let (job, trash) = step(core, ctrl, job, budget > 0);
-        drop(trash);
-        next = job;
+/// Runs the held nodes' turns until none has mail, or others wait. `back` is the running node,
+/// to hold again first.
+fn converse(core: &Core, ctrl: &Arc<dyn MachineController>, mut back: Option<Back>) {
+    let mut turns = TURNS;
+    loop {
+        let Some(turn) = core.store.next_turn(back) else { return };
+        back = run_turn(core, ctrl, turn);
+        turns -= 1;
+        if turns == 0 {
+            if core.store.should_yield() {
+                if let Some((node, via)) = back {
+                    core.store.resume(node, via);
+                }
+                return;
+            }
+            core.store.flush_counts();
+            peer::uncork(core);
+            peer::cork();
+            turns = TURNS;
+        }
     }
 }
 
-fn step(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job, more: bool) -> (Option<Job>, Trash) {
+/// The running held node whose code ended normally, to hold again, with the transport its
+/// turn's letter came through (for the worker's transport table).
+type Back = (Box<dyn ErasedNode>, Option<Transport>);
+
+/// Drops what a node's code left to drop (nothing, mostly: then without a call).
+#[inline]
+fn discard(trash: Trash) {
+    if trash.capacity() == 0 {
+        std::mem::forget(trash);
+    } else {
+        drop(trash);
+    }
+}
+
+/// Runs a job from the shared run queue; returns the running held node, if it is to be held
+/// again.
+fn run_job(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job) -> Option<Back> {
     match job {
+        Job::Held => None,
         Job::Start { key, id, mut node } => match catch_unwind(AssertUnwindSafe(|| node.started(ctrl, &id))) {
-            Ok(()) => core.store.put_back(key, node, more),
-            Err(panic) => panicked(core, key, &id, &*panic),
+            Ok(()) => Some((node, None)),
+            Err(panic) => {
+                log_panic(&id, &*panic);
+                let mut trash = core.store.bury_running(key, true, None);
+                trash.push(Box::new(node));
+                drop(trash);
+                None
+            }
         },
-        Job::Handle { key, id, mut node, letter } => {
-            // The sender is known (for the logs) only of a message from afar.
-            let (message, from, via) = match letter {
-                Letter::Local { message, via: Some(t) } => (message, None, Via::Transport(t)),
-                Letter::Local { message, via: None } => (message, None, Via::Timer),
-                Letter::Remote(remote) => match node.decode_message(&remote.json) {
-                    Ok(m) => {
-                        let RemoteLetter { from, chain, .. } = *remote;
-                        (m, Some(from), Via::Chain(chain))
-                    }
-                    Err(error) => {
-                        tracing::warn!(from = %remote.from, to = %id, %error, "dz: dropped a message that does not decode");
-                        bump(&core.stats.dropped_undecodable);
-                        return core.store.put_back(key, node, more);
-                    }
-                },
-            };
-            core.stats.delivered.bump();
-            let call = Call { ctrl, id: &id, chain: via.chain(), rng: None };
-            match catch_unwind(AssertUnwindSafe(|| node.handle(call, message))) {
-                Ok(Ok(ErasedHandled::Done)) => core.store.put_back(key, node, more),
-                Ok(Ok(ErasedHandled::Async(message))) => {
-                    let fut = node.handle_async(Arc::clone(ctrl), id.clone(), via.into_shared(), message);
-                    let waker = core.store.node_waker(key);
-                    (Some(Job::Poll { key, id, fut, waker }), Vec::new())
-                }
-                Ok(Err(error)) => {
-                    let from = from.as_ref().map_or(LOCAL_SENDER, NodeId::as_str);
-                    tracing::warn!(from, to = %id, %error, "dz: dropped a message of the wrong type");
-                    bump(&core.stats.dropped_wrong_type);
-                    core.store.put_back(key, node, more)
-                }
-                Err(panic) => panicked(core, key, &id, &*panic),
-            }
-        }
-        Job::Poll { key, id, mut fut, waker } => {
-            let mut cx = TaskContext::from_waker(&waker);
-            match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
-                Ok(Poll::Ready(node)) => {
-                    let (job, mut trash) = core.store.put_back(key, node, more);
-                    trash.push(Box::new(fut));
-                    (job, trash)
-                }
-                Ok(Poll::Pending) => (None, core.store.suspend(key, fut)),
-                Err(panic) => {
-                    let (job, mut trash) = panicked(core, key, &id, &*panic);
-                    trash.push(Box::new(fut));
-                    (job, trash)
-                }
-            }
-        }
+        Job::Poll { key, id, fut, waker } => poll(core, key, &id, fut, &waker, None),
         Job::Stop { key, id, mut node } => {
             let result = catch_unwind(AssertUnwindSafe(|| node.stopping(ctrl, &id)));
             let mut trash = core.store.bury(key, result.is_err());
@@ -122,12 +104,16 @@ fn step(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job, more: bool) ->
                 log_panic(&id, &*panic);
             }
             trash.push(Box::new(node));
-            (None, trash)
+            drop(trash);
+            None
         }
         Job::Task { key, mut fut, waker } => {
             let mut cx = TaskContext::from_waker(&waker);
             let mut trash = match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
-                Ok(Poll::Pending) => return (None, core.store.task_pending(key, fut)),
+                Ok(Poll::Pending) => {
+                    discard(core.store.task_pending(key, fut));
+                    return None;
+                }
                 Ok(Poll::Ready(())) => core.store.task_done(key, false),
                 Err(panic) => {
                     tracing::warn!(panic = %panic_text(&*panic), "dz: a task panicked; its node stops");
@@ -135,14 +121,118 @@ fn step(core: &Core, ctrl: &Arc<dyn MachineController>, job: Job, more: bool) ->
                 }
             };
             trash.push(Box::new(fut));
-            (None, trash)
+            drop(trash);
+            None
         }
     }
 }
 
-fn panicked(core: &Core, key: Key, id: &NodeId, panic: &(dyn std::any::Any + Send)) -> (Option<Job>, Trash) {
-    log_panic(id, panic);
-    (None, core.store.bury(key, true))
+/// Polls the `async` handler of the running held node; returns the node if the handler ended.
+/// `via`: the transport its turn took out of the worker's table, if any.
+fn poll(
+    core: &Core,
+    key: Key,
+    id: &NodeId,
+    mut fut: ErasedNodeFuture,
+    waker: &Waker,
+    via: Option<Transport>,
+) -> Option<Back> {
+    let mut cx = TaskContext::from_waker(waker);
+    match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+        Ok(Poll::Ready(node)) => {
+            drop(fut);
+            Some((node, via))
+        }
+        Ok(Poll::Pending) => {
+            discard(core.store.suspend(key, fut, via));
+            None
+        }
+        Err(panic) => {
+            log_panic(id, &*panic);
+            let mut trash = core.store.bury_running(key, true, via);
+            trash.push(Box::new(fut));
+            drop(trash);
+            None
+        }
+    }
+}
+
+/// Runs a held node's turn; returns the node if it is to be held again.
+#[inline]
+fn run_turn(core: &Core, ctrl: &Arc<dyn MachineController>, turn: Turn) -> Option<Back> {
+    match turn {
+        Turn::Handle { key, id, node, letter } => handle(core, ctrl, key, &id, node, letter),
+        Turn::Stop { key, id, mut node } => {
+            let result = catch_unwind(AssertUnwindSafe(|| node.stopping(ctrl, &id)));
+            let mut trash = core.store.bury_running(key, result.is_err(), None);
+            if let Err(panic) = result {
+                log_panic(&id, &*panic);
+            }
+            trash.push(Box::new(node));
+            drop(trash);
+            None
+        }
+    }
+}
+
+/// Hands `letter` to the running held node's handler; returns the node if it is to be held
+/// again.
+#[inline]
+fn handle(
+    core: &Core,
+    ctrl: &Arc<dyn MachineController>,
+    key: Key,
+    id: &NodeId,
+    mut node: Box<dyn ErasedNode>,
+    letter: Letter,
+) -> Option<Back> {
+    // The sender is known (for the logs) only of a message from afar. A local letter's chain is
+    // read from its transport, which goes back to the worker's table afterwards.
+    let (message, from, via, remote_chain) = match letter {
+        Letter::Local { message, via } => (message, None, via, None),
+        Letter::Remote(remote) => match node.decode_message(&remote.json) {
+            Ok(m) => {
+                let RemoteLetter { from, chain, .. } = *remote;
+                (m, Some(from), None, Some(chain))
+            }
+            Err(error) => {
+                tracing::warn!(from = %remote.from, to = %id, %error, "dz: dropped a message that does not decode");
+                bump(&core.stats.dropped_undecodable);
+                return Some((node, None));
+            }
+        },
+        // Made `Local` by the turn; never here.
+        Letter::Held { message, .. } => (message, None, None, None),
+    };
+    let chain: &[NodeId] = match (&via, &remote_chain) {
+        (Some(t), _) => t.chain(),
+        (None, Some(chain)) => chain,
+        (None, None) => &[],
+    };
+    let call = Call { ctrl, id, chain, rng: None };
+    match catch_unwind(AssertUnwindSafe(|| node.handle(call, message))) {
+        Ok(Ok(ErasedHandled::Done)) => Some((node, via)),
+        Ok(Ok(ErasedHandled::Async(message))) => {
+            let shared = match (&via, remote_chain) {
+                (Some(t), _) => Via::Transport(t.clone()),
+                (None, Some(chain)) => Via::Chain(chain),
+                (None, None) => Via::Timer,
+            };
+            let fut = node.handle_async(Arc::clone(ctrl), id.clone(), shared.into_shared(), message);
+            poll(core, key, id, fut, &core.store.node_waker(key), via)
+        }
+        Ok(Err(error)) => {
+            let from = from.as_ref().map_or(LOCAL_SENDER, NodeId::as_str);
+            tracing::warn!(from, to = %id, %error, "dz: dropped a message of the wrong type");
+            bump(&core.stats.dropped_wrong_type);
+            Some((node, via))
+        }
+        Err(panic) => {
+            log_panic(id, &*panic);
+            discard(core.store.bury_running(key, true, via));
+            None
+        }
+    }
 }
 
 fn log_panic(id: &NodeId, panic: &(dyn std::any::Any + Send)) {
