@@ -321,6 +321,8 @@ pub trait ErasedNode: Send + 'static {
         chain: Arc<[NodeId]>,
         message: Box<dyn Any + Send>,
     ) -> ErasedNodeFuture;
+    /// Whether the node has a `started` hook ([`Node::HAS_STARTED_HOOK`]).
+    fn has_started_hook(&self) -> bool;
     /// Runs the node's `started` hook.
     fn started(&mut self, ctrl: &Arc<dyn MachineController>, id: &NodeId);
     /// Runs the node's `stopping` hook.
@@ -441,6 +443,10 @@ impl<N: Node> ErasedNode for N {
         };
         let future = Node::handle_async(self, Context::for_runtime_owned(ctrl, id).with_shared_chain(chain), message);
         Box::pin(async move { future.await as Box<dyn ErasedNode> })
+    }
+
+    fn has_started_hook(&self) -> bool {
+        N::HAS_STARTED_HOOK
     }
 
     fn started(&mut self, ctrl: &Arc<dyn MachineController>, id: &NodeId) {

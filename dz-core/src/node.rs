@@ -45,6 +45,11 @@ pub trait Node: Serialize + DeserializeOwned + Send + Sized + 'static {
     /// gives the node back. Accepts every message, synchronous ones included.
     fn handle_async(self: Box<Self>, ctx: Context<'static, Self>, msg: Self::Message) -> NodeFuture<Self>;
 
+    /// Whether the node has a `started` hook (`#[started]`): a runtime may skip the start of a
+    /// node without one, which then takes messages as soon as it exists. `#[node]` sets it; a
+    /// hand-written `Node` that overrides [`Node::started`] must set it to `true`.
+    const HAS_STARTED_HOOK: bool = false;
+
     /// Called once, before the node's first message (`#[started]` in a `#[node]` impl).
     fn started(&mut self, ctx: &mut Context<'_, Self>) {
         let _ = ctx;

@@ -326,6 +326,11 @@ impl<'a> Generator<'a> {
         let handle = self.handle_fn();
         let handle_async = self.handle_async_fn();
         let started = self.hook_fn(&self.node.started, quote!(started));
+        let has_started = started.is_some().then(|| {
+            quote!(
+                const HAS_STARTED_HOOK: bool = true;
+            )
+        });
         let stopping = self.hook_fn(&self.node.stopping, quote!(stopping));
         quote! {
             #[automatically_derived]
@@ -334,6 +339,7 @@ impl<'a> Generator<'a> {
                 type Message = #message;
                 type Api = #api;
                 const TYPE_NAME: &'static str = #type_name;
+                #has_started
                 #handle
                 #handle_async
                 #started

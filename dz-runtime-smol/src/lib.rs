@@ -63,7 +63,8 @@
 //!   by a hash of the id, each behind its own lock. There is no executor task and no channel per
 //!   node.
 //! - **Scheduling**: a node with work (its `started` hook, mail, a woken `async` handler, a stop
-//!   request) is put once on the machine's run queue. Worker threads (one per core by default)
+//!   request) is put once on the machine's run queue; a node without a `started` hook is idle
+//!   from its spawn and costs the run queue nothing until its first message. Worker threads (one per core by default)
 //!   take nodes off it. A node taken joins the worker's *held set*: up to four nodes the worker
 //!   has checked out of the store (marked busy, so a node's handlers never run concurrently),
 //!   each with its mail moved to the worker's side. A message a handler sends to an idle local

@@ -274,7 +274,8 @@ impl Store {
 
     // ---- nodes in --------------------------------------------------------------------------
 
-    /// Puts a new node in place; its `started` hook runs first. `secret` is the one a node
+    /// Puts a new node in place; its `started` hook, if it has one, runs first (on a worker,
+    /// through the run queue); one without is idle at once. `secret` is the one a node
     /// spawned from another machine was shipped with. Gives the node back if its id is in use
     /// or the store is closed.
     pub(crate) fn insert(
@@ -291,14 +292,20 @@ impl Store {
         if guard.contains(&id) {
             return Err(node);
         }
-        let key = guard.new_slot(shard, id, State::Starting(node));
+        // A node without a `started` hook has nothing to run before its first message: it is
+        // idle at once, and costs the run queue and a worker nothing.
+        let starts = node.has_started_hook();
+        let state = if starts { State::Starting(node) } else { State::Idle(node) };
+        let key = guard.new_slot(shard, id, state);
         let slot = &mut guard.slots[(key.index >> SHARD_BITS) as usize];
-        slot.queued = true;
+        slot.queued = starts;
         if let Some(secret) = secret {
             slot.extra().secret = Some(Box::new(secret));
         }
         drop(guard);
-        self.push_runnable(Runnable::Node(key));
+        if starts {
+            self.push_runnable(Runnable::Node(key));
+        }
         self.stats.spawned.bump();
         Ok(())
     }
