@@ -18,7 +18,7 @@ use dz_core::{NodeId, Transport};
 use super::{Job, Runnable, Store, Trash, Undeliverable};
 use crate::index::shard_of;
 use crate::letter::Letter;
-use crate::shard::{Key, Shard, State};
+use crate::shard::{Key, Shard, Slot, State};
 
 /// The most nodes a worker holds at once. Small: a held node with mail waits for this worker,
 /// whatever the others do, so a worker keeps a conversation, not a crowd.
@@ -186,11 +186,14 @@ impl Local {
 }
 
 /// Merges a held node's mail into its slot's mailbox: the held mail first (it came before
-/// anything pushed to the store mailbox since the last drain), keeping the bigger buffer.
-fn merge_mail(slot_mailbox: &mut VecDeque<Letter>, mut mail: VecDeque<Letter>) {
+/// anything pushed to the store mailbox since the last drain), keeping the bigger buffer. With
+/// no held mail the slot is left alone: a node given back without mail gets no mailbox box (which
+/// would cost every node that ever ran 80 bytes).
+fn merge_mail(slot: &mut Slot, mut mail: VecDeque<Letter>) {
     if mail.is_empty() {
         return;
     }
+    let slot_mailbox = &mut slot.extra().mailbox;
     if !slot_mailbox.is_empty() {
         mail.append(slot_mailbox);
     }
@@ -453,7 +456,7 @@ impl Store {
         slot.state = State::Suspended(fut);
         if let Some(held) = held {
             slot.stop |= held.stop;
-            merge_mail(&mut slot.extra().mailbox, held.mail);
+            merge_mail(slot, held.mail);
         }
         if slot.stop {
             return self.bury_in(&mut guard, key, false);
@@ -473,7 +476,7 @@ impl Store {
         let held = self.take_running(via);
         let mut guard = self.shard_of_key(key);
         if let (Some(held), Some(slot)) = (held, guard.slot_mut(key)) {
-            merge_mail(&mut slot.extra().mailbox, held.mail);
+            merge_mail(slot, held.mail);
         }
         self.bury_in(&mut guard, key, panicked)
     }
@@ -540,7 +543,7 @@ impl Store {
         let mut guard = self.shard_of_key(key);
         let Some(slot) = guard.slot_mut(key) else { return };
         slot.stop |= stop;
-        merge_mail(&mut slot.extra().mailbox, mail);
+        merge_mail(slot, mail);
         slot.state = State::Idle(node);
         if (slot.stop || slot.has_mail()) && !slot.queued {
             slot.queued = true;
@@ -575,5 +578,35 @@ impl Store {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::IdHashing;
+    use dz_core::controller::JsonMessage;
+
+    #[test]
+    fn a_node_given_back_without_mail_gets_no_mailbox() {
+        let mut shard = Shard::new(IdHashing::new());
+        let key = shard.new_slot(0, NodeId::new("A_1"), State::Busy);
+        let slot = shard.slot_mut(key).expect("the slot");
+        merge_mail(slot, VecDeque::new());
+        assert!(slot.extra.is_none(), "no mail, no box");
+
+        let letter = |n: u8| Letter::timer(Box::new(JsonMessage::new(vec![b'0' + n])));
+        slot.extra().mailbox.push_back(letter(2));
+        merge_mail(slot, VecDeque::from([letter(0), letter(1)]));
+        let order: Vec<_> = slot
+            .extra()
+            .mailbox
+            .iter()
+            .map(|l| match l {
+                Letter::Local { message, .. } => message.to_json().unwrap_or_default(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(order, [b"0".to_vec(), b"1".to_vec(), b"2".to_vec()], "held mail first");
     }
 }
