@@ -271,7 +271,7 @@ pub(crate) fn send(core: &Arc<Core>, address: &str, frame: Vec<u8>) {
 /// is done (or whenever its queue for the peer reaches [`FLUSH_BYTES`]); a send with nothing
 /// queued ahead is sealed and written at once.
 pub(crate) fn send_sealed(core: &Arc<Core>, address: &str, from: &NodeId, to: &RawHandle, json: &[u8]) {
-    let peer = core.peers.get(address);
+    let peer = corked_peer(address).unwrap_or_else(|| core.peers.get(address));
     let mut link = peer.lock();
     let dial_epoch = match link.conn {
         Conn::Down => {
@@ -409,6 +409,12 @@ thread_local! {
 /// From now on this thread's frames to connected peers wait in their queues until [`uncork`].
 pub(crate) fn cork() {
     CORK.with(|cork| *cork.borrow_mut() = Some(Vec::new()));
+}
+
+/// The peer at `address`, if this thread is corked and queued for it already: a burst of sends
+/// to one peer looks it up in the map (a lock and a hash) only once.
+fn corked_peer(address: &str) -> Option<Arc<Peer>> {
+    CORK.with(|cork| cork.borrow().as_ref()?.iter().find(|peer| peer.address == address).map(Arc::clone))
 }
 
 /// Whether this thread is corked; if so, remembers `peer` to flush.
