@@ -74,6 +74,30 @@ impl Filler {
             vault.put(ctx, i.to_string());
         }
     }
+
+    /// Puts an item of each of the lengths `lengths` in `vault`: its number, then `x`s.
+    #[handler]
+    fn fill_long(&mut self, ctx: &mut Context<Self>, vault: Handle<Vault>, lengths: Vec<usize>) {
+        for (i, len) in lengths.into_iter().enumerate() {
+            vault.put(ctx, long_item(i, len));
+        }
+    }
+
+    /// Puts `0`, `1`, ... `n - 1` in `a` and in `b`, in turns.
+    #[handler]
+    fn alternate(&mut self, ctx: &mut Context<Self>, a: Handle<Vault>, b: Handle<Vault>, n: u64) {
+        for i in 0..n {
+            a.put(ctx, i.to_string());
+            b.put(ctx, i.to_string());
+        }
+    }
+}
+
+/// Item `i` of [`Filler::fill_long`], `len` bytes long.
+fn long_item(i: usize, len: usize) -> String {
+    let mut item = format!("{i}:");
+    item.push_str(&"x".repeat(len.saturating_sub(item.len())));
+    item
 }
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -253,17 +277,56 @@ fn many_messages_from_a_handler_arrive_in_order_in_few_frames() {
     // A handler's sends to one node through one handle leave together, sealed in batches.
     let filler = client.spawn(Filler::default());
     let for_filler = client.transfer_handle(&vault, filler.id());
-    filler.fill(&mut client.client(), for_filler, 5_000);
-    let items = wait_for_items(&server, &vault, 5_001);
-    let expected: Vec<String> = std::iter::once("first".to_string()).chain((0..5_000).map(|n| n.to_string())).collect();
+    filler.fill(&mut client.client(), for_filler, 20_000);
+    let items = wait_for_items(&server, &vault, 20_001);
+    let expected: Vec<String> =
+        std::iter::once("first".to_string()).chain((0..20_000).map(|n| n.to_string())).collect();
     assert_eq!(items, expected);
     let stats = server.stats();
-    assert_eq!((stats.rejected(), stats.delivered), (0, 5_001), "{stats:?}");
-    // At most 4,096 messages a batch: at least two frames, and far fewer than 5,000.
+    assert_eq!((stats.rejected(), stats.delivered), (0, 20_001), "{stats:?}");
+    // At most 4,096 messages a batch: at least five frames, and far fewer than 20,000 (the
+    // queue is written, its batch closed, whenever 256 KiB are queued: about every 8,000).
     let frames = stats.frames_in - frames_before;
-    assert!((2..=50).contains(&frames), "5,000 messages in {frames} frames: {stats:?}");
+    assert!((5..=100).contains(&frames), "20,000 messages in {frames} frames: {stats:?}");
     let chains = server.inspect(&vault, |v| v.chains[1..].to_vec()).expect("the vault is idle");
     assert!(chains.iter().all(|chain| chain == &[client.client_id().to_string(), filler.id().to_string()]));
+}
+
+#[test]
+fn long_messages_fill_batches_up_to_their_size_and_a_longer_one_travels_alone() {
+    let (client, server) = (common::client(), server());
+    let vault = client.spawn_on(Vault::default(), &server.handle());
+    assert!(common::wait_until(LIMIT, || server.is_alive(vault.id())));
+    let frames_before = server.stats().frames_in;
+    let filler = client.spawn(Filler::default());
+    let for_filler = client.transfer_handle(&vault, filler.id());
+    // Twenty messages of 10 kB (six fit in a batch of 64 KiB), then one of 100 kB, then one more.
+    let mut lengths = vec![10_000; 20];
+    lengths.extend([100_000, 10]);
+    filler.fill_long(&mut client.client(), for_filler, lengths.clone());
+    let items = wait_for_items(&server, &vault, lengths.len());
+    let expected: Vec<String> = lengths.iter().enumerate().map(|(i, &len)| long_item(i, len)).collect();
+    assert!(items == expected, "the items differ");
+    let frames = server.stats().frames_in - frames_before;
+    assert!((5..=22).contains(&frames), "{frames} frames");
+    assert_eq!(server.stats().rejected(), 0);
+}
+
+#[test]
+fn messages_to_two_nodes_in_turns_each_arrive_in_order() {
+    let (client, server) = (common::client(), server());
+    let a = client.spawn_on(Vault::default(), &server.handle());
+    let b = client.spawn_on(Vault::default(), &server.handle());
+    assert!(common::wait_until(LIMIT, || server.is_alive(a.id()) && server.is_alive(b.id())));
+    let frames_before = server.stats().frames_in;
+    let filler = client.spawn(Filler::default());
+    let (for_a, for_b) = (client.transfer_handle(&a, filler.id()), client.transfer_handle(&b, filler.id()));
+    filler.alternate(&mut client.client(), for_a, for_b, 300);
+    let expected: Vec<String> = (0..300).map(|n| n.to_string()).collect();
+    assert_eq!(wait_for_items(&server, &a, 300), expected);
+    assert_eq!(wait_for_items(&server, &b, 300), expected);
+    // A batch holds messages to one receiver only: each turn closes the other's batch.
+    assert_eq!(server.stats().frames_in - frames_before, 600);
 }
 
 #[test]
