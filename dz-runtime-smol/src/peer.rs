@@ -102,13 +102,15 @@ struct OpenBatch {
 
 impl OpenBatch {
     /// Whether a message of `len` bytes from `from` through `to` may join this batch, whose
-    /// queue is `out` long.
+    /// queue is `out` long: same link, and the same key (a handle with the same chain but
+    /// another key, made up, must not have its messages sealed under this one's).
     fn takes(&self, out: usize, from: &NodeId, to: &RawHandle, len: usize) -> bool {
         let chain = to.transport().shared_chain();
         self.count < wire::BATCH_MESSAGES
             && out - self.at.plain + wire::BATCH_ENTRY + len <= wire::BATCH_BYTES
             && self.to == *to.id()
             && (Arc::ptr_eq(&self.chain, chain) || self.chain == *chain)
+            && self.key == *to.transport().key()
             && self.from == *from
     }
 }

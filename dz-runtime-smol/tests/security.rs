@@ -83,6 +83,14 @@ impl Filler {
         }
     }
 
+    /// Puts `before` through `good`, `forged` through `bad`, `after` through `good`, in a row.
+    #[handler]
+    fn mixed(&mut self, ctx: &mut Context<Self>, good: Handle<Vault>, bad: Handle<Vault>) {
+        good.put(ctx, "before".to_string());
+        bad.put(ctx, "forged".to_string());
+        good.put(ctx, "after".to_string());
+    }
+
     /// Puts `0`, `1`, ... `n - 1` in `a` and in `b`, in turns.
     #[handler]
     fn alternate(&mut self, ctx: &mut Context<Self>, a: Handle<Vault>, b: Handle<Vault>, n: u64) {
@@ -346,6 +354,23 @@ fn a_handle_with_a_made_up_key_is_rejected() {
     // The honest handle still works, and the vault never saw the other message.
     vault.put(&mut client.client(), "honest again".to_string());
     assert_eq!(wait_for_items(&server, &vault, 2), ["honest", "honest again"]);
+}
+
+#[test]
+fn a_message_through_a_made_up_key_never_rides_in_a_batch_sealed_under_the_real_one() {
+    let (client, server) = (common::client(), server());
+    let vault = client.spawn_on(Vault::default(), &server.handle());
+    let filler = client.spawn(Filler::default());
+    let good = client.transfer_handle(&vault, filler.id());
+    // The same receiver and chain, another key.
+    let mut json = json_of(&good);
+    json["transport"]["key"] = serde_json::Value::from(dz_core::base64::encode(&[7; 32]));
+    let bad: Handle<Vault> = serde_json::from_value(json).expect("a well-formed handle");
+    assert_eq!(key_and_chain(&bad).1, key_and_chain(&good).1);
+    filler.mixed(&mut client.client(), good, bad);
+    assert_eq!(wait_for_items(&server, &vault, 2), ["before", "after"]);
+    let stats = wait_for(&server, |s| s.rejected_bad_tag == 1);
+    assert_eq!((stats.rejected_bad_tag, stats.rejected(), stats.delivered), (1, 1, 2), "{stats:?}");
 }
 
 #[test]
