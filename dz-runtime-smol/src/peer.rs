@@ -72,6 +72,9 @@ struct Link {
     /// Frames waiting for the writer, back to back.
     out: Vec<u8>,
     out_frames: u64,
+    /// The messages, spawns and terminations in `out` (a batch holds many messages): counted as
+    /// failed sends if the connection breaks before they are written.
+    out_items: u64,
     /// Tells the current writer there is something to write; dropped to stop it.
     kick: Option<async_channel::Sender<()>>,
     backoff: Duration,
@@ -147,6 +150,7 @@ impl Peers {
                 epoch: 0,
                 out: Vec::new(),
                 out_frames: 0,
+                out_items: 0,
                 kick: None,
                 backoff: MIN_BACKOFF,
                 retry_at: None,
@@ -247,6 +251,7 @@ pub(crate) fn send(core: &Arc<Core>, address: &str, frame: Vec<u8>) {
                         add(&core.stats.bytes_out, n as u64);
                         link.out.extend_from_slice(&frame[n..]);
                         link.out_frames += 1;
+                        link.out_items += 1;
                     }
                     Err(_) => queue(&mut link, frame),
                 }
@@ -368,6 +373,7 @@ fn gather(core: &Core, link: &mut Link, from: &NodeId, to: &RawHandle, json: &[u
     if let Some(batch) = &mut link.batch {
         batch.count += 1;
     }
+    link.out_items += 1;
     true
 }
 
@@ -387,6 +393,7 @@ fn flush(core: &Core, link: &mut Link) {
     match write_now(link, &link.out) {
         Ok(n) if n == link.out.len() => {
             add(&core.stats.frames_out, std::mem::take(&mut link.out_frames));
+            link.out_items = 0;
             add(&core.stats.bytes_out, n as u64);
             bump(&core.stats.writes);
             link.out.clear();
@@ -470,6 +477,7 @@ fn queue(link: &mut Link, frame: Vec<u8>) {
         link.out.extend_from_slice(&frame);
     }
     link.out_frames += 1;
+    link.out_items += 1;
 }
 
 /// Dials the machine at `address` in the background (a builder's `peer`), if not linked yet.
@@ -529,7 +537,8 @@ async fn dial(core: Arc<Core>, peer: Arc<Peer>, epoch: u64) {
         link.conn = Conn::Down;
         link.retry_at = Some(Instant::now() + link.backoff);
         link.backoff = (link.backoff * 2).min(MAX_BACKOFF);
-        let lost = std::mem::take(&mut link.out_frames);
+        link.out_frames = 0;
+        let lost = std::mem::take(&mut link.out_items);
         link.out = Vec::new();
         link.batch = None;
         add(&core.stats.send_failed, lost);
@@ -673,7 +682,8 @@ fn link_down(core: &Core, peer: &Peer, epoch: u64, lost: u64, why: &str) {
     link.kick = None;
     link.socket = None;
     link.retry_at = None;
-    let queued = std::mem::take(&mut link.out_frames);
+    link.out_frames = 0;
+    let queued = std::mem::take(&mut link.out_items);
     link.out = Vec::new();
     link.batch = None;
     add(&core.stats.send_failed, queued);
@@ -688,7 +698,7 @@ async fn write_loop(
 ) {
     let mut batch = Vec::new();
     loop {
-        let frames = {
+        let (frames, items) = {
             let mut link = peer.lock();
             if link.epoch != epoch {
                 return;
@@ -696,7 +706,7 @@ async fn write_loop(
             close_batch(&mut link);
             std::mem::swap(&mut link.out, &mut batch);
             link.writing = !batch.is_empty();
-            std::mem::take(&mut link.out_frames)
+            (std::mem::take(&mut link.out_frames), std::mem::take(&mut link.out_items))
         };
         if batch.is_empty() {
             if kicked.recv().await.is_err() {
@@ -706,7 +716,7 @@ async fn write_loop(
         }
         if let Err(error) = stream.write_all(&batch).await {
             tracing::debug!(peer = %peer.address, %error, "dz: write to a peer failed");
-            link_down(&core, &peer, epoch, frames, "write failed");
+            link_down(&core, &peer, epoch, items, "write failed");
             return;
         }
         add(&core.stats.frames_out, frames);

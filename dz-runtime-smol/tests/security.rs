@@ -374,6 +374,25 @@ fn a_message_through_a_made_up_key_never_rides_in_a_batch_sealed_under_the_real_
 }
 
 #[test]
+fn each_message_of_a_batch_that_cannot_be_sent_is_counted() {
+    let client = common::client();
+    // A machine that accepts connections (the kernel does) but never answers a hello: a dial
+    // to it fails after the connect timeout, with everything queued for it meanwhile.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let vault = client.spawn(Vault::default());
+    let mut json = json_of(&vault);
+    json["machine"] = serde_json::Value::from("Machine_silent000001");
+    json["transport"]["address"] = serde_json::Value::from(silent.local_addr().expect("an address").to_string());
+    let far: Handle<Vault> = serde_json::from_value(json).expect("a well-formed handle");
+    let filler = client.spawn(Filler::default());
+    let for_filler = client.transfer_handle(&far, filler.id());
+    filler.fill(&mut client.client(), for_filler, 10);
+    // The ten messages wait in one batch while the dial hangs; when it fails, each is counted.
+    let stats = wait_for(&client, |s| s.send_failed == 10);
+    assert_eq!((stats.send_failed, stats.sent_remote, stats.connect_failed), (10, 10, 1), "{stats:?}");
+}
+
+#[test]
 fn a_chain_not_descending_from_a_handle_held_is_rejected() {
     let (client, server) = (common::client(), server());
     // The client (S) holds a handle to the vault; Mallory gets one of her own from the vault.
