@@ -16,6 +16,10 @@
 //!   rejects a tampered message, one sealed under another key, one re-addressed to another
 //!   receiver, and one whose chain was changed. A [`ReplayWindow`] rejects a counter it has
 //!   already accepted.
+//! - A runtime may seal several messages on one link as one: it takes the link's next nonce
+//!   ([`SendLinks::next_nonce`]), writes their plaintext straight into its frame and seals it
+//!   there ([`seal_in_place`]); the result opens with [`open`] like any sealed message, under
+//!   the same key, associated data and replay window.
 //!
 //! - Runtimes keep a [`SendLinks`] and a [`RecvLinks`] per machine: the counters of the links
 //!   it sends on, and the keys and replay windows of the links into it, with the
