@@ -103,7 +103,8 @@
 //!
 //! Messages that queue back to back from one sender to one receiver through one handle (one
 //! *link*) are gathered into one batch, sealed once when something else is queued behind it or
-//! when it is written (at most 4,096 messages or 64 KiB a batch; a longer message travels alone):
+//! when it is written (at most 4,096 messages or 64 KiB a batch, and no more than the machine's
+//! own frame limit, which the machines of a cluster should share; a longer message travels alone):
 //! one nonce, one tag and one frame for them all. So a handler that sends a burst to a node on
 //! another machine pays for sealing per batch, not per message, and the receiving machine opens
 //! the batch once (on its I/O thread) and delivers its messages in order. Frames stay in the order

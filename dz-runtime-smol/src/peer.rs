@@ -106,11 +106,15 @@ struct OpenBatch {
 impl OpenBatch {
     /// Whether a message of `len` bytes from `from` through `to` may join this batch, whose
     /// queue is `out` long: same link, and the same key (a handle with the same chain but
-    /// another key, made up, must not have its messages sealed under this one's).
-    fn takes(&self, out: usize, from: &NodeId, to: &RawHandle, len: usize) -> bool {
+    /// another key, made up, must not have its messages sealed under this one's), and room
+    /// left, in the batch and in a frame of at most `max_frame` bytes (this machine's limit,
+    /// taken for its peers' too).
+    fn takes(&self, out: usize, max_frame: usize, from: &NodeId, to: &RawHandle, len: usize) -> bool {
         let chain = to.transport().shared_chain();
+        let grown = out + wire::BATCH_ENTRY + len;
         self.count < wire::BATCH_MESSAGES
-            && out - self.at.plain + wire::BATCH_ENTRY + len <= wire::BATCH_BYTES
+            && grown - self.at.plain <= wire::BATCH_BYTES
+            && grown - self.at.frame - frame::HEADER + TAG_LEN <= max_frame
             && self.to == *to.id()
             && (Arc::ptr_eq(&self.chain, chain) || self.chain == *chain)
             && self.key == *to.transport().key()
@@ -337,13 +341,17 @@ pub(crate) fn send_sealed(core: &Arc<Core>, address: &str, from: &NodeId, to: &R
     }
 }
 
+/// What sealing adds at the end of a batch: its tag.
+const TAG_LEN: usize = dz_core::security::SEAL_OVERHEAD - dz_core::security::NONCE_LEN;
+
 /// While corked, a link's queue is written as soon as it holds this much.
 const FLUSH_BYTES: usize = 256 * 1024;
 
 /// Adds a message to the batch at the end of the link's queue, opening one if need be. `false`
 /// if it cannot be framed (nothing is queued then).
 fn gather(core: &Core, link: &mut Link, from: &NodeId, to: &RawHandle, json: &[u8]) -> bool {
-    let joins = link.batch.as_ref().is_some_and(|batch| batch.takes(link.out.len(), from, to, json.len()));
+    let max_frame = core.config.max_frame_bytes;
+    let joins = link.batch.as_ref().is_some_and(|batch| batch.takes(link.out.len(), max_frame, from, to, json.len()));
     if !joins {
         close_batch(link);
         let chain = to.transport().shared_chain();

@@ -321,6 +321,21 @@ fn long_messages_fill_batches_up_to_their_size_and_a_longer_one_travels_alone() 
 }
 
 #[test]
+fn batches_stay_within_the_frame_limit_of_machines_that_lowered_it() {
+    let small = || Machine::builder().register::<Vault>().max_frame_bytes(2_048).build().expect("a machine");
+    let (client, server) = (small(), small());
+    let vault = client.spawn_on(Vault::default(), &server.handle());
+    let filler = client.spawn(Filler::default());
+    let for_filler = client.transfer_handle(&vault, filler.id());
+    // About 30 kB of messages from one handler: many batches, none over 2 kB.
+    filler.fill(&mut client.client(), for_filler, 1_000);
+    assert_eq!(wait_for_items(&server, &vault, 1_000).len(), 1_000);
+    let stats = server.stats();
+    assert_eq!((stats.oversized_frames, stats.connections_closed, stats.rejected()), (0, 0, 0), "{stats:?}");
+    assert!(stats.frames_in >= 15, "{stats:?}");
+}
+
+#[test]
 fn messages_to_two_nodes_in_turns_each_arrive_in_order() {
     let (client, server) = (common::client(), server());
     let a = client.spawn_on(Vault::default(), &server.handle());
