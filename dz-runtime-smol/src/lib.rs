@@ -109,9 +109,12 @@
 //! another machine pays for sealing per batch, not per message, and the receiving machine opens
 //! the batch once (on its I/O thread) and delivers its messages in order. Frames stay in the order
 //! they were queued: a batch never gathers a message sent after a spawn or a termination queued
-//! behind it. A send with nothing queued ahead is a batch of one. A frame announcing more than the limit
-//! ([`MachineBuilder::max_frame_bytes`]) closes the connection before anything is allocated for
-//! it; a frame that is not valid closes it too; a message for an unknown node, a spawn of an
+//! behind it. A send with nothing queued ahead is a batch of one. A batch that is dropped or
+//! rejected before it opens (for a node that is not here, say) is counted once, whatever it
+//! held: its count is sealed.
+//!
+//! A frame announcing more than the limit ([`MachineBuilder::max_frame_bytes`]) closes the
+//! connection before anything is allocated for it; a frame that is not valid closes it too; a message for an unknown node, a spawn of an
 //! unregistered node type or a message whose JSON does not fit its node is dropped. Every such
 //! case is logged (`tracing`) and counted in [`MachineStats`], and the machine goes on serving
 //! everyone else. Sends to a peer that is down fail at once and are counted
