@@ -16,6 +16,10 @@
 //!   rejects a tampered message, one sealed under another key, one re-addressed to another
 //!   receiver, and one whose chain was changed. A [`ReplayWindow`] rejects a counter it has
 //!   already accepted.
+//! - A runtime may seal several messages on one link as one: it takes the link's next nonce
+//!   ([`SendLinks::next_nonce`]), writes their plaintext straight into its frame and seals it
+//!   there ([`seal_in_place`]); the result opens with [`open`] like any sealed message, under
+//!   the same key, associated data and replay window.
 //!
 //! - Runtimes keep a [`SendLinks`] and a [`RecvLinks`] per machine: the counters of the links
 //!   it sends on, and the keys and replay windows of the links into it, with the
@@ -358,6 +362,31 @@ pub fn seal(key: &LinkKey, nonce_: LinkNonce, receiver: &NodeId, chain: &[NodeId
     out
 }
 
+/// Seals in place what [`seal`] seals, for a runtime that writes the sealed message straight
+/// into its frame: `buf[at..]` is the plaintext; it is encrypted where it lies and the 16-byte
+/// tag appended. The caller has written `nonce` (its [`LinkNonce::to_bytes`]) just before `at`,
+/// so that `buf[at - NONCE_LEN..]` ends up as `seal` would have made it, and opens with
+/// [`open`]. A nonce must never be used twice with one key.
+///
+/// Encryption fails only for inputs beyond ChaCha20's 256 GiB limit, which no message reaches;
+/// such a plaintext is cut off (`buf` ends at `at`, without a tag) and will not open.
+pub fn seal_in_place(
+    key: &LinkKey,
+    nonce_: LinkNonce,
+    receiver: &NodeId,
+    chain: &[NodeId],
+    buf: &mut Vec<u8>,
+    at: usize,
+) {
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.0));
+    let tag =
+        associated_data(receiver, chain, |aad| cipher.encrypt_in_place_detached(&nonce(nonce_), aad, &mut buf[at..]));
+    match tag {
+        Ok(tag) => buf.extend_from_slice(&tag),
+        Err(_) => buf.truncate(at),
+    }
+}
+
 /// Why a sealed message was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -507,8 +536,20 @@ impl SendLinks {
         plaintext: &[u8],
         new_instance: impl FnOnce() -> u32,
     ) -> Vec<u8> {
-        let chain = transport.shared_chain();
-        let next = match self.links.get_mut(&(receiver.clone(), Arc::clone(chain))) {
+        let next = self.next_nonce(receiver, transport.shared_chain(), new_instance);
+        seal(transport.key(), next, receiver, transport.chain(), plaintext)
+    }
+
+    /// Takes the next nonce of the link to `receiver` with the chain `chain`, for a runtime that
+    /// seals the message itself ([`seal_in_place`]): one sealed message (or batch of messages)
+    /// per nonce. `new_instance` draws the instance of a link used for the first time.
+    pub fn next_nonce(
+        &mut self,
+        receiver: &NodeId,
+        chain: &Arc<[NodeId]>,
+        new_instance: impl FnOnce() -> u32,
+    ) -> LinkNonce {
+        match self.links.get_mut(&(receiver.clone(), Arc::clone(chain))) {
             Some(link) if link.counter < u64::MAX => {
                 link.counter += 1;
                 *link
@@ -523,8 +564,7 @@ impl SendLinks {
                 }
                 fresh
             }
-        };
-        seal(transport.key(), next, receiver, chain, plaintext)
+        }
     }
 
     /// How many links have been used.
@@ -821,6 +861,30 @@ mod tests {
         let r = recv.rejections();
         assert_eq!((r.replayed, r.bad_tag, r.unknown_receiver, r.bad_chain, r.malformed), (1, 1, 1, 1, 1));
         assert_eq!(r.total(), 5);
+    }
+
+    #[test]
+    fn sealing_in_place_makes_what_seal_makes_and_nonces_count_up() {
+        let (secret, receiver, chain, key) = setup();
+        let transport = transport(&secret, &chain);
+        let mut send = SendLinks::default();
+        let shared = Arc::clone(transport.shared_chain());
+        let first = send.next_nonce(&receiver, &shared, || 5);
+        let second = send.next_nonce(&receiver, &shared, || unreachable!("the link exists"));
+        assert_eq!((first, second), (LinkNonce { instance: 5, counter: 1 }, LinkNonce { instance: 5, counter: 2 }));
+        // `seal` on the same link takes the next nonce after those.
+        let third = send.seal(&receiver, &transport, b"three", || unreachable!());
+        assert_eq!(open(&key, &receiver, &chain, &third).map(|(n, _)| n.counter), Ok(3));
+
+        let mut buf = b"frame head".to_vec();
+        buf.extend_from_slice(&second.to_bytes());
+        let at = buf.len();
+        buf.extend_from_slice(b"in place");
+        seal_in_place(&key, second, &receiver, &chain, &mut buf, at);
+        let sealed = &buf[at - NONCE_LEN..];
+        assert_eq!(sealed, seal(&key, second, &receiver, &chain, b"in place"));
+        assert_eq!(open(&key, &receiver, &chain, sealed), Ok((second, b"in place".to_vec())));
+        assert_eq!(&buf[..at - NONCE_LEN], b"frame head");
     }
 
     #[test]

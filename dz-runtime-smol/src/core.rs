@@ -13,7 +13,7 @@ use dz_core::controller::{
     AnyMessage, Envelope, ErasedNode, MachineController, NodeFactory, SpawnRequest, TaskFuture, TimerMessage,
 };
 use dz_core::rng::DetRng;
-use dz_core::security::{MachineSecret, NodeSecret, OpenError, SendLinks};
+use dz_core::security::{LinkNonce, MachineSecret, NodeSecret, OpenError, SendLinks};
 use dz_core::{MachineHandle, NodeId, RawHandle, TimerToken, Transport};
 
 use crate::letter::{Letter, RemoteLetter};
@@ -168,26 +168,6 @@ impl Core {
     /// Acts on a frame from a peer. An error names why the connection must close.
     pub(crate) fn receive(&self, wire: Wire<'_>) -> Result<(), &'static str> {
         match wire {
-            Wire::Sealed { from, to, chain, bytes } => {
-                if !self.config.sealing {
-                    tracing::warn!(%from, %to, "dz: dropped a sealed message: sealing is off on this machine");
-                    bump(&self.stats.dropped_undecodable);
-                    return Ok(());
-                }
-                let chain: Arc<[NodeId]> = chain.into();
-                let opened = match wire::sealed_bytes(&bytes) {
-                    Some(sealed) => self.store.open(&to, &chain, &sealed, &self.secret),
-                    None => Err(OpenError::TooShort),
-                };
-                match opened {
-                    Ok(json) => {
-                        let letter = RemoteLetter { from, chain, json: json.into_boxed_slice() };
-                        self.deliver_local(&to, Letter::Remote(Box::new(letter)));
-                    }
-                    Err(error) => self.rejected(&from, &to, error),
-                }
-                Ok(())
-            }
             Wire::Msg { from, to, message } => {
                 if self.config.sealing {
                     self.rejected(&from, &to, OpenError::TooShort);
@@ -239,6 +219,37 @@ impl Core {
         }
     }
 
+    /// Acts on a batch of sealed messages from a peer: opens it once (checking its tag and its
+    /// nonce against the link's replay window), then delivers its messages in order; or, if it
+    /// does not open or its plaintext is not a batch, rejects it whole (counted once).
+    pub(crate) fn receive_batch(&self, batch: wire::Batch<'_>) {
+        let wire::Batch { from, to, chain, sealed } = batch;
+        if !self.config.sealing {
+            tracing::warn!(%from, %to, "dz: dropped a sealed batch: sealing is off on this machine");
+            bump(&self.stats.dropped_undecodable);
+            return;
+        }
+        let chain: Arc<[NodeId]> = chain.into();
+        let plain = match self.store.open(&to, &chain, sealed, &self.secret) {
+            Ok(plain) => plain,
+            Err(error) => return self.rejected(&from, &to, error),
+        };
+        let Some(messages) = wire::batch_messages(&plain) else {
+            return self.rejected(&from, &to, OpenError::TooShort);
+        };
+        for json in messages {
+            let letter = RemoteLetter { from: from.clone(), chain: Arc::clone(&chain), json: json.into() };
+            self.deliver_local(&to, Letter::Remote(Box::new(letter)));
+        }
+    }
+
+    /// The next nonce of the link to the node behind `to` (the handle's chain).
+    pub(crate) fn next_nonce(&self, to: &RawHandle) -> LinkNonce {
+        let shard = to.id().stable_hash() as usize % SEND_SHARDS;
+        let mut links = self.send_links[shard].0.lock().unwrap_or_else(PoisonError::into_inner);
+        links.next_nonce(to.id(), to.transport().shared_chain(), new_instance)
+    }
+
     /// Seals `plaintext` for the node behind `to`, on its link (the handle's chain).
     fn seal(&self, to: &RawHandle, plaintext: &[u8]) -> Vec<u8> {
         let shard = to.id().stable_hash() as usize % SEND_SHARDS;
@@ -265,7 +276,7 @@ impl Core {
         };
         bump(counter);
         let why: &dyn std::fmt::Display = match error {
-            OpenError::TooShort => &"malformed: not a sealed message (is sealing off on the sender?)",
+            OpenError::TooShort => &"malformed: not a sealed batch (is sealing off on the sender?)",
             ref other => other,
         };
         let now = self.now() + 1;
@@ -319,13 +330,19 @@ impl MachineController for Core {
             return;
         }
         bump(&self.stats.sent_remote);
-        let frame = message.to_json().and_then(|json| {
-            if !self.config.sealing {
-                return encode(|buf| wire::msg(buf, from, to.id(), &json));
+        if self.config.sealing {
+            // Sealed in batches: the link gathers messages to one receiver through one handle.
+            match (message.to_json(), self.arc()) {
+                (Ok(json), Some(core)) => peer::send_sealed(&core, address, from, to, &json),
+                (Err(error), _) => {
+                    tracing::warn!(%address, %error, "dz: cannot encode a message; dropped");
+                    bump(&self.stats.send_failed);
+                }
+                (Ok(_), None) => bump(&self.stats.send_failed),
             }
-            let sealed = self.seal(to, &json);
-            encode(|buf| wire::sealed(buf, from, to.id(), to.transport().chain(), &sealed))
-        });
+            return;
+        }
+        let frame = message.to_json().and_then(|json| encode(|buf| wire::msg(buf, from, to.id(), &json)));
         self.send_frame(address, frame, "message");
     }
 

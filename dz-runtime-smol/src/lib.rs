@@ -102,14 +102,29 @@
 //!
 //! One TCP connection per pair of machines, opened when a node first sends to the other
 //! machine (or at start, for the builder's peers) and reopened on demand after it breaks, with
-//! a back-off after failed connects. Frames are a 4-byte big-endian length and a JSON payload
-//! (a message, sealed by default, a spawn, a termination). A worker running handlers is *corked*: the frames its
-//! handlers send queue per peer and leave in one write when it is done; a send with nothing
-//! queued ahead goes straight into the socket from the sending thread; whatever the socket does
-//! not take at once is written by the peer's writer task on the I/O thread, together with all
-//! that queued meanwhile. A frame announcing more than the limit
-//! ([`MachineBuilder::max_frame_bytes`]) closes the connection before anything is allocated for
-//! it; a frame that is not valid closes it too; a message for an unknown node, a spawn of an
+//! a back-off after failed connects. Frames are a 4-byte big-endian length and a payload: a
+//! binary *batch* of sealed messages (the default), or JSON (a plain message with sealing off,
+//! a spawn, a termination, a greeting). A worker running handlers is *corked*: the frames its
+//! handlers send queue per peer and leave in one write when it is done (or as soon as 256 KiB
+//! are queued for a peer, so that it can start on them); a send with nothing queued ahead goes
+//! straight into the socket from the sending thread; whatever the socket does not take at once
+//! is written by the peer's writer task on the I/O thread, together with all that queued
+//! meanwhile.
+//!
+//! Messages that queue back to back from one sender to one receiver through one handle (one
+//! *link*) are gathered into one batch, sealed once when something else is queued behind it or
+//! when it is written (at most 4,096 messages or 64 KiB a batch, and no more than the machine's
+//! own frame limit, which the machines of a cluster should share; a longer message travels alone):
+//! one nonce, one tag and one frame for them all. So a handler that sends a burst to a node on
+//! another machine pays for sealing per batch, not per message, and the receiving machine opens
+//! the batch once (on its I/O thread) and delivers its messages in order. Frames stay in the order
+//! they were queued: a batch never gathers a message sent after a spawn or a termination queued
+//! behind it. A send with nothing queued ahead is a batch of one. A batch that is dropped or
+//! rejected before it opens (for a node that is not here, say) is counted once, whatever it
+//! held: its count is sealed.
+//!
+//! A frame announcing more than the limit ([`MachineBuilder::max_frame_bytes`]) closes the
+//! connection before anything is allocated for it; a frame that is not valid closes it too; a message for an unknown node, a spawn of an
 //! unregistered node type or a message whose JSON does not fit its node is dropped. Every such
 //! case is logged (`tracing`) and counted in [`MachineStats`], and the machine goes on serving
 //! everyone else. Sends to a peer that is down fail at once and are counted
@@ -132,23 +147,28 @@
 //! together with its id, if it was spawned there, or 32 bytes drawn by its spawner and shipped
 //! with the spawn if it was spawned from another machine. A handle carries the link key of its delegation
 //! chain (the node it was issued for, then each node it was passed to with
-//! `transfer_handle`), derived from the receiver's secret. A message from one machine to
-//! another is *sealed* (ChaCha20-Poly1305 under that key, with the receiver and the chain as
+//! `transfer_handle`), derived from the receiver's secret. Messages from one machine to
+//! another are *sealed* (ChaCha20-Poly1305 under that key, with the receiver and the chain as
 //! associated data and a per-link counter in the nonce; see [`dz_core::security`]), unless the
-//! machines were built with [`MachineBuilder::sealing`]`(false)`. The receiving machine opens it
-//! with the receiver's secret before anything else looks at it.
+//! machines were built with [`MachineBuilder::sealing`]`(false)`: a batch of messages on one
+//! link is sealed as one AEAD message, with one nonce of its own. The receiving machine opens it
+//! with the receiver's secret before anything else looks at it, and checks the batch's count
+//! against a limit (65,536) and its plaintext's size before allocating anything for its messages.
 //!
 //! **An attacker on the network** (who can read, write, drop and replay frames)
 //! - cannot read a message's content (it is encrypted);
 //! - cannot forge a message, tamper with one, replay one on the same link, re-address one to
-//!   another node, or change the chain it claims: each is rejected, counted by reason in
-//!   [`MachineStats`] (`rejected_bad_tag`, `rejected_replayed`, `rejected_malformed`,
-//!   `rejected_bad_chain`), logged at warn (at most once a second)
-//!   and never reaches a handler;
-//! - can drop, delay and reorder messages (delivery is at most once anyway; a message more than
-//!   1,023 behind the newest on its link is taken for a replay), and cut connections;
-//! - can see who talks to whom and when, and how big each message is: ids, chains and sizes
-//!   travel in the clear (traffic analysis is not prevented).
+//!   another node, or change the chain it claims, nor do any of that to a batch, or cut one
+//!   short, or split, merge or reorder the messages inside one: each is rejected (a batch
+//!   whole: none of its messages is delivered), counted by reason in [`MachineStats`] (once per
+//!   frame: `rejected_bad_tag`, `rejected_replayed`, `rejected_malformed`,
+//!   `rejected_bad_chain`), logged at warn (at most once a second) and never reaches a handler;
+//! - can drop, delay and reorder frames (a batch is lost or kept whole; delivery is at most once
+//!   anyway; a frame more than 1,023 behind the newest on its link is taken for a replay), and
+//!   cut connections;
+//! - can see who talks to whom and when, and how big each batch is: ids, chains and sizes
+//!   travel in the clear (traffic analysis is not prevented; how many messages a batch holds is
+//!   sealed, but its size hints at it).
 //!
 //! **A node holding a handle** can send through it and delegate it with `transfer_handle`
 //! (which appends the new holder to the chain, with no round trip). It cannot make a handle to
@@ -197,8 +217,9 @@ pub use machine::{Machine, Stopper};
 pub use stats::MachineStats;
 
 /// Reads `payload` (a frame's bytes after its length prefix) as a machine reads a frame from a
-/// peer, without a network and short of acting on it: parses it, and tries to open a sealed
-/// message (with a throwaway secret). Whether it parsed. Never panics, whatever the bytes: for
+/// peer, without a network and short of acting on it: parses it (a JSON frame or a binary
+/// batch), tries to open a batch (with a throwaway secret), and reads its sealed bytes as a
+/// batch's plaintext. Whether it parsed. Never panics, whatever the bytes: for
 /// the fuzzer (`fuzz/fuzz_targets/frame_decoder.rs`); not part of the interface.
 #[doc(hidden)]
 pub fn decode_frame_payload(payload: &[u8]) -> bool {

@@ -18,7 +18,15 @@
 //! writes each peer's queue in one non-blocking write from its own thread (under the link's
 //! lock, so order holds). A send from outside a worker with nothing queued is written at once
 //! the same way. Only what the socket does not take at once is left for the peer's writer task,
-//! which also takes everything queued meanwhile in one write.
+//! which also takes everything queued meanwhile in one write. A corked worker's queue for a peer
+//! is also written as soon as it reaches 256 KiB, so that a long burst reaches the peer while
+//! the handler is still sending.
+//!
+//! Messages are sealed in batches ([`send_sealed`]): a message joins the batch at the end of its
+//! peer's queue if that batch is from the same sender, to the same receiver, through the same
+//! handle's chain (so under the same key), and has room; otherwise that batch is sealed (closed)
+//! and a new one opened, taking the link's next nonce. Anything else queued, and every write of
+//! the queue, closes the batch first, so frames leave in the order they were queued.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -28,7 +36,8 @@ use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use async_net::{TcpListener, TcpStream};
-use dz_core::{MachineHandle, MachineId};
+use dz_core::security::{LinkKey, LinkNonce};
+use dz_core::{MachineHandle, MachineId, NodeId, RawHandle};
 use futures_lite::io::{AsyncWriteExt, BufReader};
 
 use crate::core::Core;
@@ -63,6 +72,9 @@ struct Link {
     /// Frames waiting for the writer, back to back.
     out: Vec<u8>,
     out_frames: u64,
+    /// The messages, spawns and terminations in `out` (a batch holds many messages): counted as
+    /// failed sends if the connection breaks before they are written.
+    out_items: u64,
     /// Tells the current writer there is something to write; dropped to stop it.
     kick: Option<async_channel::Sender<()>>,
     backoff: Duration,
@@ -74,6 +86,40 @@ struct Link {
     writing: bool,
     /// The connection's socket, for senders to write to at once when nothing is queued.
     socket: Option<Arc<Async<std::net::TcpStream>>>,
+    /// The batch of sealed messages being gathered at the end of `out`, if any. It is sealed
+    /// (closed) before anything else is queued behind it and before `out` is written.
+    batch: Option<OpenBatch>,
+}
+
+/// A batch of messages on one link (one sender, one receiver, one handle's chain), gathered at
+/// the end of a link's queue; its nonce is taken when it opens.
+struct OpenBatch {
+    from: NodeId,
+    to: NodeId,
+    chain: Arc<[NodeId]>,
+    key: LinkKey,
+    nonce: LinkNonce,
+    at: wire::BatchAt,
+    count: u32,
+}
+
+impl OpenBatch {
+    /// Whether a message of `len` bytes from `from` through `to` may join this batch, whose
+    /// queue is `out` long: same link, and the same key (a handle with the same chain but
+    /// another key, made up, must not have its messages sealed under this one's), and room
+    /// left, in the batch and in a frame of at most `max_frame` bytes (this machine's limit,
+    /// taken for its peers' too).
+    fn takes(&self, out: usize, max_frame: usize, from: &NodeId, to: &RawHandle, len: usize) -> bool {
+        let chain = to.transport().shared_chain();
+        let grown = out + wire::BATCH_ENTRY + len;
+        self.count < wire::BATCH_MESSAGES
+            && grown - self.at.plain <= wire::BATCH_BYTES
+            && grown - self.at.frame - frame::HEADER + TAG_LEN <= max_frame
+            && self.to == *to.id()
+            && (Arc::ptr_eq(&self.chain, chain) || self.chain == *chain)
+            && self.key == *to.transport().key()
+            && self.from == *from
+    }
 }
 
 /// One peer machine.
@@ -108,6 +154,7 @@ impl Peers {
                 epoch: 0,
                 out: Vec::new(),
                 out_frames: 0,
+                out_items: 0,
                 kick: None,
                 backoff: MIN_BACKOFF,
                 retry_at: None,
@@ -115,6 +162,7 @@ impl Peers {
                 mine: false,
                 writing: false,
                 socket: None,
+                batch: None,
             }),
         });
         map.insert(address.to_string(), Arc::clone(&peer));
@@ -154,6 +202,7 @@ impl Peers {
             let mut link = peer.lock();
             link.kick = None;
             link.socket = None;
+            link.batch = None;
             link.conn = Conn::Down;
         }
     }
@@ -185,6 +234,7 @@ pub(crate) fn send(core: &Arc<Core>, address: &str, frame: Vec<u8>) {
                 bump(&core.stats.send_failed);
                 return;
             }
+            close_batch(&mut link);
             let was_empty = link.out.is_empty();
             if link.conn == Conn::Up && corked(&peer) {
                 // A worker is running handlers: their frames leave together when it is done.
@@ -205,6 +255,7 @@ pub(crate) fn send(core: &Arc<Core>, address: &str, frame: Vec<u8>) {
                         add(&core.stats.bytes_out, n as u64);
                         link.out.extend_from_slice(&frame[n..]);
                         link.out_frames += 1;
+                        link.out_items += 1;
                     }
                     Err(_) => queue(&mut link, frame),
                 }
@@ -224,6 +275,149 @@ pub(crate) fn send(core: &Arc<Core>, address: &str, frame: Vec<u8>) {
     }
 }
 
+/// Queues a message (its JSON) from `from` for the node behind `to`, at the machine at
+/// `address`, to be sealed: it joins the batch at the end of the link's queue if that batch is
+/// on the same link and has room, else closes it and opens a new one (taking the link's next
+/// nonce). Like [`send`], it dials a peer that is down; a corked worker's batches leave when it
+/// is done (or whenever its queue for the peer reaches [`FLUSH_BYTES`]); a send with nothing
+/// queued ahead is sealed and written at once.
+pub(crate) fn send_sealed(core: &Arc<Core>, address: &str, from: &NodeId, to: &RawHandle, json: &[u8]) {
+    let peer = corked_peer(address).unwrap_or_else(|| core.peers.get(address));
+    let mut link = peer.lock();
+    let dial_epoch = match link.conn {
+        Conn::Down => {
+            if link.retry_at.is_some_and(|at| Instant::now() < at) {
+                drop(link);
+                tracing::debug!(peer = address, "dz: send failed: backing off after a failed connect");
+                bump(&core.stats.send_failed);
+                return;
+            }
+            link.conn = Conn::Dialing;
+            link.epoch += 1;
+            Some(link.epoch)
+        }
+        Conn::Dialing | Conn::Up => {
+            if link.out.len() + json.len() + wire::BATCH_ENTRY > core.config.max_backlog_bytes {
+                drop(link);
+                tracing::warn!(peer = address, "dz: send failed: the peer's backlog is full");
+                bump(&core.stats.send_failed);
+                return;
+            }
+            None
+        }
+    };
+    let was_empty = link.out.is_empty();
+    if !gather(core, &mut link, from, to, json) {
+        if dial_epoch.is_some() {
+            link.conn = Conn::Down;
+        }
+        drop(link);
+        tracing::warn!(peer = address, to = %to.id(), "dz: cannot frame a message (an id over 65,535 bytes, a chain over 255 links, or a message over 4 GiB); dropped");
+        bump(&core.stats.send_failed);
+        return;
+    }
+    if let Some(epoch) = dial_epoch {
+        drop(link);
+        core.spawn_io(dial(Arc::clone(core), peer, epoch));
+        return;
+    }
+    if link.conn == Conn::Up && corked(&peer) {
+        // A worker is running handlers: their messages leave together when it is done, or as
+        // soon as a good write's worth is queued (so that the peer starts on them meanwhile).
+        if link.out.len() >= FLUSH_BYTES && !link.writing {
+            flush(core, &mut link);
+        }
+        return;
+    }
+    if was_empty && !link.writing && link.conn == Conn::Up {
+        // Nothing ahead of this message: seal and write it from this thread.
+        flush(core, &mut link);
+        return;
+    }
+    if was_empty {
+        if let Some(kick) = &link.kick {
+            let _ = kick.try_send(());
+        }
+    }
+}
+
+/// What sealing adds at the end of a batch: its tag.
+const TAG_LEN: usize = dz_core::security::SEAL_OVERHEAD - dz_core::security::NONCE_LEN;
+
+/// While corked, a link's queue is written as soon as it holds this much.
+const FLUSH_BYTES: usize = 256 * 1024;
+
+/// Adds a message to the batch at the end of the link's queue, opening one if need be. `false`
+/// if it cannot be framed (nothing is queued then).
+fn gather(core: &Core, link: &mut Link, from: &NodeId, to: &RawHandle, json: &[u8]) -> bool {
+    let max_frame = core.config.max_frame_bytes;
+    let joins = link.batch.as_ref().is_some_and(|batch| batch.takes(link.out.len(), max_frame, from, to, json.len()));
+    if !joins {
+        close_batch(link);
+        let chain = to.transport().shared_chain();
+        let nonce = core.next_nonce(to);
+        let Some(at) = wire::begin_batch(&mut link.out, from, to.id(), chain, nonce) else { return false };
+        link.batch = Some(OpenBatch {
+            from: from.clone(),
+            to: to.id().clone(),
+            chain: Arc::clone(chain),
+            key: to.transport().key().clone(),
+            nonce,
+            at,
+            count: 0,
+        });
+        link.out_frames += 1;
+    }
+    if !wire::push_message(&mut link.out, json) {
+        if !joins {
+            // Undo the batch just opened (its nonce is simply never used).
+            if let Some(batch) = link.batch.take() {
+                link.out.truncate(batch.at.frame);
+                link.out_frames -= 1;
+            }
+        }
+        return false;
+    }
+    if let Some(batch) = &mut link.batch {
+        batch.count += 1;
+    }
+    link.out_items += 1;
+    true
+}
+
+/// Seals the batch being gathered at the end of the link's queue, if any.
+fn close_batch(link: &mut Link) {
+    if let Some(batch) = link.batch.take() {
+        let OpenBatch { to, chain, key, nonce, at, count, .. } = batch;
+        // Within BATCH_BYTES (or one message), far from the 4 GiB a frame cannot pass.
+        let _ = wire::end_batch(&mut link.out, at, count, &key, nonce, &to, &chain);
+    }
+}
+
+/// Closes the link's batch and writes what the socket takes of its queue now, from this thread;
+/// leaves the rest to the writer (woken). The link must be up and its writer idle.
+fn flush(core: &Core, link: &mut Link) {
+    close_batch(link);
+    match write_now(link, &link.out) {
+        Ok(n) if n == link.out.len() => {
+            add(&core.stats.frames_out, std::mem::take(&mut link.out_frames));
+            link.out_items = 0;
+            add(&core.stats.bytes_out, n as u64);
+            bump(&core.stats.writes);
+            link.out.clear();
+            return;
+        }
+        Ok(n) => {
+            add(&core.stats.bytes_out, n as u64);
+            link.out.drain(..n);
+        }
+        Err(_) => {}
+    }
+    if let Some(kick) = &link.kick {
+        let _ = kick.try_send(());
+    }
+}
+
 thread_local! {
     /// On a worker running handlers: the peers it queued frames for, to flush when it is done.
     static CORK: RefCell<Option<Vec<Arc<Peer>>>> = const { RefCell::new(None) };
@@ -232,6 +426,12 @@ thread_local! {
 /// From now on this thread's frames to connected peers wait in their queues until [`uncork`].
 pub(crate) fn cork() {
     CORK.with(|cork| *cork.borrow_mut() = Some(Vec::new()));
+}
+
+/// The peer at `address`, if this thread is corked and queued for it already: a burst of sends
+/// to one peer looks it up in the map (a lock and a hash) only once.
+fn corked_peer(address: &str) -> Option<Arc<Peer>> {
+    CORK.with(|cork| cork.borrow().as_ref()?.iter().find(|peer| peer.address == address).map(Arc::clone))
 }
 
 /// Whether this thread is corked; if so, remembers `peer` to flush.
@@ -257,23 +457,12 @@ pub(crate) fn uncork(core: &Core) {
             continue;
         }
         if link.conn == Conn::Up && !link.writing {
-            match write_now(&link, &link.out) {
-                Ok(n) if n == link.out.len() => {
-                    add(&core.stats.frames_out, std::mem::take(&mut link.out_frames));
-                    add(&core.stats.bytes_out, n as u64);
-                    bump(&core.stats.writes);
-                    link.out.clear();
-                    continue;
-                }
-                Ok(n) => {
-                    add(&core.stats.bytes_out, n as u64);
-                    link.out.drain(..n);
-                }
-                Err(_) => {}
+            flush(core, &mut link);
+        } else {
+            close_batch(&mut link);
+            if let Some(kick) = &link.kick {
+                let _ = kick.try_send(());
             }
-        }
-        if let Some(kick) = &link.kick {
-            let _ = kick.try_send(());
         }
     }
 }
@@ -296,6 +485,7 @@ fn queue(link: &mut Link, frame: Vec<u8>) {
         link.out.extend_from_slice(&frame);
     }
     link.out_frames += 1;
+    link.out_items += 1;
 }
 
 /// Dials the machine at `address` in the background (a builder's `peer`), if not linked yet.
@@ -355,8 +545,10 @@ async fn dial(core: Arc<Core>, peer: Arc<Peer>, epoch: u64) {
         link.conn = Conn::Down;
         link.retry_at = Some(Instant::now() + link.backoff);
         link.backoff = (link.backoff * 2).min(MAX_BACKOFF);
-        let lost = std::mem::take(&mut link.out_frames);
+        link.out_frames = 0;
+        let lost = std::mem::take(&mut link.out_items);
         link.out = Vec::new();
+        link.batch = None;
         add(&core.stats.send_failed, lost);
         return;
     }
@@ -498,8 +690,10 @@ fn link_down(core: &Core, peer: &Peer, epoch: u64, lost: u64, why: &str) {
     link.kick = None;
     link.socket = None;
     link.retry_at = None;
-    let queued = std::mem::take(&mut link.out_frames);
+    link.out_frames = 0;
+    let queued = std::mem::take(&mut link.out_items);
     link.out = Vec::new();
+    link.batch = None;
     add(&core.stats.send_failed, queued);
 }
 
@@ -512,14 +706,15 @@ async fn write_loop(
 ) {
     let mut batch = Vec::new();
     loop {
-        let frames = {
+        let (frames, items) = {
             let mut link = peer.lock();
             if link.epoch != epoch {
                 return;
             }
+            close_batch(&mut link);
             std::mem::swap(&mut link.out, &mut batch);
             link.writing = !batch.is_empty();
-            std::mem::take(&mut link.out_frames)
+            (std::mem::take(&mut link.out_frames), std::mem::take(&mut link.out_items))
         };
         if batch.is_empty() {
             if kicked.recv().await.is_err() {
@@ -529,7 +724,7 @@ async fn write_loop(
         }
         if let Err(error) = stream.write_all(&batch).await {
             tracing::debug!(peer = %peer.address, %error, "dz: write to a peer failed");
-            link_down(&core, &peer, epoch, frames, "write failed");
+            link_down(&core, &peer, epoch, items, "write failed");
             return;
         }
         add(&core.stats.frames_out, frames);
@@ -550,8 +745,12 @@ async fn read_loop(core: Arc<Core>, peer: Arc<Peer>, stream: TcpStream, epoch: u
             Ok(true) => {
                 bump(&core.stats.frames_in);
                 add(&core.stats.bytes_in, (frame.len() + frame::HEADER) as u64);
-                let result = match wire::decode(&frame) {
-                    Ok(wire) => core.receive(wire),
+                let result = match wire::read(&frame) {
+                    Ok(wire::Frame::Json(wire)) => core.receive(wire),
+                    Ok(wire::Frame::Batch(batch)) => {
+                        core.receive_batch(batch);
+                        Ok(())
+                    }
                     Err(error) => {
                         tracing::warn!(peer = %peer.address, %error, "dz: closing a connection: a frame is not valid");
                         Err("a frame is not valid")

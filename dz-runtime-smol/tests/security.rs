@@ -1,6 +1,7 @@
 //! Sealing between machines: forged, tampered, replayed and re-addressed messages are rejected,
 //! counted by reason and never reach a handler; delegated handles work across machines and the
-//! handler sees their whole chain; with sealing off, machines still talk (in plain JSON).
+//! handler sees their whole chain; batches of messages are taken or refused whole; with
+//! sealing off, machines still talk (in plain JSON).
 //!
 //! Bad frames are written by the test itself over a raw TCP connection (after a hello), sealed
 //! with `dz_core::security` under keys read from real handles' JSON.
@@ -60,6 +61,53 @@ impl Relay {
     }
 }
 
+/// Puts numbered items in a vault, all from one handler.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Filler {}
+
+#[node]
+impl Filler {
+    /// Puts `0`, `1`, ... `n - 1` in `vault`.
+    #[handler]
+    fn fill(&mut self, ctx: &mut Context<Self>, vault: Handle<Vault>, n: u64) {
+        for i in 0..n {
+            vault.put(ctx, i.to_string());
+        }
+    }
+
+    /// Puts an item of each of the lengths `lengths` in `vault`: its number, then `x`s.
+    #[handler]
+    fn fill_long(&mut self, ctx: &mut Context<Self>, vault: Handle<Vault>, lengths: Vec<usize>) {
+        for (i, len) in lengths.into_iter().enumerate() {
+            vault.put(ctx, long_item(i, len));
+        }
+    }
+
+    /// Puts `before` through `good`, `forged` through `bad`, `after` through `good`, in a row.
+    #[handler]
+    fn mixed(&mut self, ctx: &mut Context<Self>, good: Handle<Vault>, bad: Handle<Vault>) {
+        good.put(ctx, "before".to_string());
+        bad.put(ctx, "forged".to_string());
+        good.put(ctx, "after".to_string());
+    }
+
+    /// Puts `0`, `1`, ... `n - 1` in `a` and in `b`, in turns.
+    #[handler]
+    fn alternate(&mut self, ctx: &mut Context<Self>, a: Handle<Vault>, b: Handle<Vault>, n: u64) {
+        for i in 0..n {
+            a.put(ctx, i.to_string());
+            b.put(ctx, i.to_string());
+        }
+    }
+}
+
+/// Item `i` of [`Filler::fill_long`], `len` bytes long.
+fn long_item(i: usize, len: usize) -> String {
+    let mut item = format!("{i}:");
+    item.push_str(&"x".repeat(len.saturating_sub(item.len())));
+    item
+}
+
 const LIMIT: Duration = Duration::from_secs(10);
 
 fn server() -> Machine {
@@ -79,23 +127,26 @@ fn key_and_chain(handle: &Handle<Vault>) -> (LinkKey, Vec<NodeId>) {
     (key, chain)
 }
 
-/// A `sealed` frame for `to` with `chain`, whose sealed bytes are `sealed`.
+/// A `batch` frame for `to` with `chain`, whose sealed bytes are `sealed`.
 fn sealed_frame(to: &NodeId, chain: &[NodeId], sealed: &[u8]) -> Vec<u8> {
-    let json = serde_json::json!({
-        "sealed": {
-            "from": "Raw_sender",
-            "to": to.as_str(),
-            "chain": chain.iter().map(NodeId::as_str).collect::<Vec<_>>(),
-            "bytes": dz_core::base64::encode(sealed),
-        }
-    });
-    framed(json.to_string().as_bytes())
+    let chain: Vec<&str> = chain.iter().map(NodeId::as_str).collect();
+    common::batch_frame("Raw_sender", to.as_str(), &chain, sealed)
 }
 
-/// The message `Put { item }` sealed for `to` under `key` with `chain` and nonce `counter`.
+/// The JSON of the message `Put { item }`.
+fn put(item: &str) -> Vec<u8> {
+    serde_json::json!({ "Put": { "item": item } }).to_string().into_bytes()
+}
+
+/// `plaintext` sealed for `to` under `key` with `chain` and nonce `counter`.
+fn sealed_with(key: &LinkKey, counter: u64, to: &NodeId, chain: &[NodeId], plaintext: &[u8]) -> Vec<u8> {
+    seal(key, LinkNonce { instance: 0x7e57, counter }, to, chain, plaintext)
+}
+
+/// A batch of one message, `Put { item }`, sealed for `to` under `key` with `chain` and nonce
+/// `counter`.
 fn sealed_put(key: &LinkKey, counter: u64, to: &NodeId, chain: &[NodeId], item: &str) -> Vec<u8> {
-    let message = serde_json::json!({ "Put": { "item": item } }).to_string();
-    seal(key, LinkNonce { instance: 0x7e57, counter }, to, chain, message.as_bytes())
+    sealed_with(key, counter, to, chain, &common::batch_plaintext(1, &[&put(item)]))
 }
 
 fn wait_for(machine: &Machine, what: impl Fn(&MachineStats) -> bool) -> MachineStats {
@@ -141,14 +192,12 @@ fn a_tampered_a_replayed_and_a_re_addressed_frame_are_rejected() {
     let stats = wait_for(&server, |s| s.rejected_bad_tag == 2);
     assert_eq!((stats.rejected_bad_tag, stats.rejected_replayed), (2, 1), "{stats:?}");
 
-    // A frame for a node that is not here, one with an empty chain, one whose bytes are not
-    // base64, and a plain message (sealing is on).
+    // A frame for a node that is not here, one with an empty chain, one whose sealed bytes are
+    // too short to hold a nonce and a tag, and a plain message (sealing is on).
     let ghost = NodeId::from("Vault_notherenothere");
     stream.write_all(&sealed_frame(&ghost, &chain, &sealed_put(&key, 4, &ghost, &chain, "x"))).expect("write");
     stream.write_all(&sealed_frame(vault.id(), &[], &sealed_put(&key, 5, vault.id(), &[], "x"))).expect("write");
-    let not_base64 =
-        format!(r#"{{"sealed":{{"from":"Raw_1","to":"{}","chain":["{}"],"bytes":"%%%"}}}}"#, vault.id(), chain[0]);
-    stream.write_all(&framed(not_base64.as_bytes())).expect("write");
+    stream.write_all(&sealed_frame(vault.id(), &chain, &[0x7e; 20])).expect("write");
     let plain = format!(r#"{{"msg":{{"from":"Raw_1","to":"{}","message":{{"Put":{{"item":"plain"}}}}}}}}"#, vault.id());
     stream.write_all(&framed(plain.as_bytes())).expect("write");
     // The frame for a node that is not here is dropped as such, not counted as an attack.
@@ -162,6 +211,145 @@ fn a_tampered_a_replayed_and_a_re_addressed_frame_are_rejected() {
     assert_eq!(items(&server, &other), Vec::<String>::new());
     let stats = server.stats();
     assert_eq!((stats.delivered, stats.bad_frames, stats.dropped_no_node), (2, 0, 1), "{stats:?}");
+}
+
+#[test]
+fn a_batch_is_delivered_in_order_or_rejected_whole() {
+    let server = server();
+    let vault = server.spawn(Vault::default());
+    let (key, chain) = key_and_chain(&vault);
+    let mut stream = connect_as_peer(&server, "raw:sec3");
+    let to = vault.id();
+    let (one, two, three) = (put("one"), put("two"), put("three"));
+    let three_items = common::batch_plaintext(3, &[&one, &two, &three]);
+
+    // A batch of three: delivered whole, in order.
+    let good = sealed_frame(to, &chain, &sealed_with(&key, 1, to, &chain, &three_items));
+    stream.write_all(&good).expect("write");
+    assert_eq!(wait_for_items(&server, &vault, 3), ["one", "two", "three"]);
+
+    // Replayed whole: rejected once, nothing delivered again.
+    stream.write_all(&good).expect("write");
+    let stats = wait_for(&server, |s| s.rejected_replayed == 1);
+    assert_eq!((stats.rejected_replayed, stats.rejected()), (1, 1), "{stats:?}");
+
+    // A byte changed in the middle of the batch (in its second message): none of it arrives.
+    let mut tampered = sealed_with(&key, 2, to, &chain, &three_items);
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 0x20;
+    stream.write_all(&sealed_frame(to, &chain, &tampered)).expect("write");
+    // Truncated: the frame ends before the batch's last message and tag do.
+    let whole = sealed_with(&key, 3, to, &chain, &three_items);
+    stream.write_all(&sealed_frame(to, &chain, &whole[..whole.len() - 20])).expect("write");
+    let stats = wait_for(&server, |s| s.rejected_bad_tag == 2);
+    assert_eq!((stats.rejected_bad_tag, stats.rejected()), (2, 3), "{stats:?}");
+
+    // Sealed right by a holder of the key, but malformed inside: a count over the limit (the
+    // plaintext long enough for that many empty messages), a count that says more than the
+    // batch holds, one that says fewer, and an empty batch. Each is refused whole.
+    let too_many = vec![&b""[..]; 65_537];
+    let lies: [Vec<u8>; 4] = [
+        common::batch_plaintext(65_537, &too_many),
+        common::batch_plaintext(4, &[&one, &two, &three]),
+        common::batch_plaintext(2, &[&one, &two, &three]),
+        common::batch_plaintext(0, &[]),
+    ];
+    for (counter, plain) in (4..).zip(&lies) {
+        stream.write_all(&sealed_frame(to, &chain, &sealed_with(&key, counter, to, &chain, plain))).expect("write");
+    }
+    let stats = wait_for(&server, |s| s.rejected_malformed == 4);
+    assert_eq!((stats.rejected_malformed, stats.rejected()), (4, 7), "{stats:?}");
+
+    // A batch header cut inside its ids is not a frame: that connection closes.
+    let cut = framed(&good[4..4 + 9]);
+    stream.write_all(&cut).expect("write");
+    let stats = wait_for(&server, |s| s.bad_frames == 1);
+    assert_eq!((stats.bad_frames, stats.connections_closed), (1, 1), "{stats:?}");
+
+    // A new connection, and a batch sealed right: it goes through.
+    let mut stream = connect_as_peer(&server, "raw:sec3");
+    let four = common::batch_plaintext(1, &[&put("four")]);
+    stream.write_all(&sealed_frame(to, &chain, &sealed_with(&key, 8, to, &chain, &four))).expect("write");
+    assert_eq!(wait_for_items(&server, &vault, 4), ["one", "two", "three", "four"]);
+    let stats = server.stats();
+    assert_eq!((stats.delivered, stats.rejected(), stats.dropped_no_node), (4, 7, 0), "{stats:?}");
+}
+
+#[test]
+fn many_messages_from_a_handler_arrive_in_order_in_few_frames() {
+    let (client, server) = (common::client(), server());
+    let vault = client.spawn_on(Vault::default(), &server.handle());
+    vault.put(&mut client.client(), "first".to_string());
+    assert_eq!(wait_for_items(&server, &vault, 1), ["first"]);
+    let frames_before = server.stats().frames_in;
+    // A handler's sends to one node through one handle leave together, sealed in batches.
+    let filler = client.spawn(Filler::default());
+    let for_filler = client.transfer_handle(&vault, filler.id());
+    filler.fill(&mut client.client(), for_filler, 20_000);
+    let items = wait_for_items(&server, &vault, 20_001);
+    let expected: Vec<String> =
+        std::iter::once("first".to_string()).chain((0..20_000).map(|n| n.to_string())).collect();
+    assert_eq!(items, expected);
+    let stats = server.stats();
+    assert_eq!((stats.rejected(), stats.delivered), (0, 20_001), "{stats:?}");
+    // At most 4,096 messages a batch: at least five frames, and far fewer than 20,000 (the
+    // queue is written, its batch closed, whenever 256 KiB are queued: about every 8,000).
+    let frames = stats.frames_in - frames_before;
+    assert!((5..=100).contains(&frames), "20,000 messages in {frames} frames: {stats:?}");
+    let chains = server.inspect(&vault, |v| v.chains[1..].to_vec()).expect("the vault is idle");
+    assert!(chains.iter().all(|chain| chain == &[client.client_id().to_string(), filler.id().to_string()]));
+}
+
+#[test]
+fn long_messages_fill_batches_up_to_their_size_and_a_longer_one_travels_alone() {
+    let (client, server) = (common::client(), server());
+    let vault = client.spawn_on(Vault::default(), &server.handle());
+    assert!(common::wait_until(LIMIT, || server.is_alive(vault.id())));
+    let frames_before = server.stats().frames_in;
+    let filler = client.spawn(Filler::default());
+    let for_filler = client.transfer_handle(&vault, filler.id());
+    // Twenty messages of 10 kB (six fit in a batch of 64 KiB), then one of 100 kB, then one more.
+    let mut lengths = vec![10_000; 20];
+    lengths.extend([100_000, 10]);
+    filler.fill_long(&mut client.client(), for_filler, lengths.clone());
+    let items = wait_for_items(&server, &vault, lengths.len());
+    let expected: Vec<String> = lengths.iter().enumerate().map(|(i, &len)| long_item(i, len)).collect();
+    assert!(items == expected, "the items differ");
+    let frames = server.stats().frames_in - frames_before;
+    assert!((5..=22).contains(&frames), "{frames} frames");
+    assert_eq!(server.stats().rejected(), 0);
+}
+
+#[test]
+fn batches_stay_within_the_frame_limit_of_machines_that_lowered_it() {
+    let small = || Machine::builder().register::<Vault>().max_frame_bytes(2_048).build().expect("a machine");
+    let (client, server) = (small(), small());
+    let vault = client.spawn_on(Vault::default(), &server.handle());
+    let filler = client.spawn(Filler::default());
+    let for_filler = client.transfer_handle(&vault, filler.id());
+    // About 30 kB of messages from one handler: many batches, none over 2 kB.
+    filler.fill(&mut client.client(), for_filler, 1_000);
+    assert_eq!(wait_for_items(&server, &vault, 1_000).len(), 1_000);
+    let stats = server.stats();
+    assert_eq!((stats.oversized_frames, stats.connections_closed, stats.rejected()), (0, 0, 0), "{stats:?}");
+    assert!(stats.frames_in >= 15, "{stats:?}");
+}
+
+#[test]
+fn messages_to_two_nodes_in_turns_each_arrive_in_order() {
+    let (client, server) = (common::client(), server());
+    let a = client.spawn_on(Vault::default(), &server.handle());
+    let b = client.spawn_on(Vault::default(), &server.handle());
+    assert!(common::wait_until(LIMIT, || server.is_alive(a.id()) && server.is_alive(b.id())));
+    let frames_before = server.stats().frames_in;
+    let filler = client.spawn(Filler::default());
+    let (for_a, for_b) = (client.transfer_handle(&a, filler.id()), client.transfer_handle(&b, filler.id()));
+    filler.alternate(&mut client.client(), for_a, for_b, 300);
+    let expected: Vec<String> = (0..300).map(|n| n.to_string()).collect();
+    assert_eq!(wait_for_items(&server, &a, 300), expected);
+    assert_eq!(wait_for_items(&server, &b, 300), expected);
+    // A batch holds messages to one receiver only: each turn closes the other's batch.
+    assert_eq!(server.stats().frames_in - frames_before, 600);
 }
 
 #[test]
@@ -181,6 +369,42 @@ fn a_handle_with_a_made_up_key_is_rejected() {
     // The honest handle still works, and the vault never saw the other message.
     vault.put(&mut client.client(), "honest again".to_string());
     assert_eq!(wait_for_items(&server, &vault, 2), ["honest", "honest again"]);
+}
+
+#[test]
+fn a_message_through_a_made_up_key_never_rides_in_a_batch_sealed_under_the_real_one() {
+    let (client, server) = (common::client(), server());
+    let vault = client.spawn_on(Vault::default(), &server.handle());
+    let filler = client.spawn(Filler::default());
+    let good = client.transfer_handle(&vault, filler.id());
+    // The same receiver and chain, another key.
+    let mut json = json_of(&good);
+    json["transport"]["key"] = serde_json::Value::from(dz_core::base64::encode(&[7; 32]));
+    let bad: Handle<Vault> = serde_json::from_value(json).expect("a well-formed handle");
+    assert_eq!(key_and_chain(&bad).1, key_and_chain(&good).1);
+    filler.mixed(&mut client.client(), good, bad);
+    assert_eq!(wait_for_items(&server, &vault, 2), ["before", "after"]);
+    let stats = wait_for(&server, |s| s.rejected_bad_tag == 1);
+    assert_eq!((stats.rejected_bad_tag, stats.rejected(), stats.delivered), (1, 1, 2), "{stats:?}");
+}
+
+#[test]
+fn each_message_of_a_batch_that_cannot_be_sent_is_counted() {
+    let client = common::client();
+    // A machine that accepts connections (the kernel does) but never answers a hello: a dial
+    // to it fails after the connect timeout, with everything queued for it meanwhile.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let vault = client.spawn(Vault::default());
+    let mut json = json_of(&vault);
+    json["machine"] = serde_json::Value::from("Machine_silent000001");
+    json["transport"]["address"] = serde_json::Value::from(silent.local_addr().expect("an address").to_string());
+    let far: Handle<Vault> = serde_json::from_value(json).expect("a well-formed handle");
+    let filler = client.spawn(Filler::default());
+    let for_filler = client.transfer_handle(&far, filler.id());
+    filler.fill(&mut client.client(), for_filler, 10);
+    // The ten messages wait in one batch while the dial hangs; when it fails, each is counted.
+    let stats = wait_for(&client, |s| s.send_failed == 10);
+    assert_eq!((stats.send_failed, stats.sent_remote, stats.connect_failed), (10, 10, 1), "{stats:?}");
 }
 
 #[test]

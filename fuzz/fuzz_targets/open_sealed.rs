@@ -1,10 +1,11 @@
-//! Feeds arbitrary bytes to the opener of sealed messages, to the replay window, and to the
-//! JSON decoders of handles: none may panic, and nothing made up may open.
+//! Feeds arbitrary bytes to the opener of sealed messages, to the sealer (whole and in place),
+//! to the replay window, and to the JSON decoders of handles: none may panic, and nothing made
+//! up may open.
 #![no_main]
 
 use std::sync::Arc;
 
-use dz_core::security::{open, seal, LinkNonce, NodeSecret, RecvLinks, ReplayWindow};
+use dz_core::security::{open, seal, seal_in_place, LinkNonce, NodeSecret, RecvLinks, ReplayWindow, NONCE_LEN};
 use dz_core::{MachineHandle, NodeId, RawHandle};
 use libfuzzer_sys::fuzz_target;
 
@@ -28,6 +29,12 @@ fuzz_target!(|data: &[u8]| {
             assert!(open(&key, &receiver, &chain, &bad).is_err());
         }
     }
+
+    // Sealing in place (as a runtime seals a batch inside its frame) makes the same bytes.
+    let mut framed = nonce.to_bytes().to_vec();
+    framed.extend_from_slice(data);
+    seal_in_place(&key, nonce, &receiver, &chain, &mut framed, NONCE_LEN);
+    assert_eq!(framed, sealed);
 
     // The replay window takes any counters without panicking, and never accepts one twice.
     let mut window = ReplayWindow::default();

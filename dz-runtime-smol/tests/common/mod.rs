@@ -71,3 +71,35 @@ pub fn connect_as_peer(machine: &Machine, address: &str) -> TcpStream {
     assert!(String::from_utf8_lossy(&ack).starts_with(r#"{"ack":"#));
     stream
 }
+
+/// The plaintext of a batch of messages, as `dz-runtime-smol`'s `wire` module documents it:
+/// `0xba`, the count (4 bytes, little-endian), then each message's length (4 bytes) and bytes.
+/// `count` is written as given, so that a test can make it lie.
+pub fn batch_plaintext(count: u32, messages: &[&[u8]]) -> Vec<u8> {
+    let mut plain = vec![0xba];
+    plain.extend_from_slice(&count.to_le_bytes());
+    for message in messages {
+        plain.extend_from_slice(&(message.len() as u32).to_le_bytes());
+        plain.extend_from_slice(message);
+    }
+    plain
+}
+
+/// A `batch` frame (length prefix included) from `from` to `to` with `chain`, whose sealed
+/// bytes (nonce, ciphertext, tag) are `sealed`: `0x01`, then the ids (each a 2-byte
+/// little-endian length and UTF-8; the chain after its 1-byte count), then `sealed`.
+pub fn batch_frame(from: &str, to: &str, chain: &[&str], sealed: &[u8]) -> Vec<u8> {
+    fn id(payload: &mut Vec<u8>, id: &str) {
+        payload.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        payload.extend_from_slice(id.as_bytes());
+    }
+    let mut payload = vec![0x01];
+    id(&mut payload, from);
+    id(&mut payload, to);
+    payload.push(chain.len() as u8);
+    for link in chain {
+        id(&mut payload, link);
+    }
+    payload.extend_from_slice(sealed);
+    framed(&payload)
+}
