@@ -115,7 +115,9 @@ impl MachineBuilder {
     }
 
     /// The largest frame accepted from a peer (default [`DEFAULT_MAX_FRAME_BYTES`]); a peer that
-    /// announces a larger one is disconnected before anything is allocated for it.
+    /// announces a larger one is disconnected before anything is allocated for it. This machine
+    /// also keeps the sealed batches it sends under its own limit (a message that alone exceeds
+    /// it still travels alone): give every machine of a cluster the same limit.
     pub fn max_frame_bytes(mut self, bytes: usize) -> Self {
         self.max_frame_bytes = bytes;
         self

@@ -101,9 +101,10 @@ counters! {
     /// Nodes stopped by a panic in one of their handlers, hooks or tasks.
     panicked,
     /// Messages dropped because no node has their id here (never was, or has ended), sealed ones
-    /// from peers included.
+    /// from peers included (a sealed batch for such a node counts once, whatever it holds).
     dropped_no_node,
-    /// Messages from the network dropped because their JSON is not one of the node's messages.
+    /// Messages from the network dropped because their JSON is not one of the node's messages
+    /// (and sealed batches that came while sealing is off here: once per batch).
     dropped_undecodable,
     /// Messages dropped because they were made for another type of node.
     dropped_wrong_type,
@@ -137,8 +138,13 @@ counters! {
     connect_failed,
     /// Established connections that ended (closed by the peer, broken, or closed for bad input).
     connections_closed,
-    /// Messages from peers rejected as malformed: sealed bytes too short or not base64, or a
-    /// plain (unsealed) message while sealing is on. None reached a handler.
+    /// Messages from peers rejected as malformed: sealed bytes too short or not base64, a sealed
+    /// batch whose opened bytes are not a well-formed batch (its count out of bounds or not
+    /// matching its bytes), or a plain (unsealed) message while sealing is on. None reached a
+    /// handler.
+    ///
+    /// This and the other `rejected_*` counters count a sealed batch once, however many messages
+    /// it carries: a batch is accepted or rejected whole.
     rejected_malformed,
     /// Sealed messages whose tag did not verify: tampered, sealed under a made-up or forged key
     /// (a chain not descending from a handle the receiver issued), or re-addressed to another
