@@ -149,7 +149,9 @@ impl Machine {
     }
 
     /// Reads the state of the node behind `handle`, a node of this machine: `f` gets it and its
-    /// result is returned. `None` if the node is not here, or is busy in a handler right now.
+    /// result is returned. `None` if the node is not here, or a worker has it right now (running
+    /// a handler, or holding it while it or the nodes it talks with still have mail); an idle
+    /// node can always be read.
     pub fn inspect<N: Node, R>(&self, handle: &Handle<N>, f: impl FnOnce(&N) -> R) -> Option<R> {
         self.core.store.inspect(handle.id(), |node| node.as_any().downcast_ref::<N>().map(f)).flatten()
     }
