@@ -138,6 +138,11 @@ pub trait AnyMessage: Send + 'static {
     fn name_hash(&self) -> u64 {
         crate::rng::stable_hash(self.name().as_bytes())
     }
+    /// [`AnyMessage::name`] and [`AnyMessage::name_hash`] in one call, for a runtime that
+    /// traces every delivery.
+    fn name_and_hash(&self) -> (&'static str, u64) {
+        (self.name(), self.name_hash())
+    }
     /// The message as JSON.
     ///
     /// # Errors
@@ -161,6 +166,10 @@ impl<M: Message> AnyMessage for M {
 
     fn name_hash(&self) -> u64 {
         Message::name_hash(self)
+    }
+
+    fn name_and_hash(&self) -> (&'static str, u64) {
+        (Message::name(self), Message::name_hash(self))
     }
 
     fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {

@@ -1,9 +1,11 @@
 //! The simulated world: machines, nodes, timers, tasks and the event queue, behind one lock.
 //!
-//! The world never runs node code while its lock is held. [`World::next_work`] takes events off
-//! the queue, settles those that need no node code (drops, cancelled timers) and returns the first
-//! piece of [`Work`] that does; the simulation runs it with the lock released (so that the node
-//! can call back through its context) and then hands the result back.
+//! The world never runs node code while its lock is held. [`Shared::step`] puts back the node
+//! the last step ran on, then [`World::next_work`] takes events off the queue, settles those that
+//! need no node code (drops, cancelled timers) and returns the first piece of [`Work`] that does;
+//! a message to handle is written into the run loop's [`Handling`] rather than returned. The
+//! simulation runs the work with the lock released (so that the node can call back through its
+//! context) and leaves the node in the `Handling` for the next step.
 //!
 //! Maps keyed by id are `HashMap`s used for look-ups only and never iterated, so their seeded
 //! order cannot leak into a run; everything iterated is a `Vec` or a `BTreeMap`.
@@ -180,10 +182,11 @@ impl Payload {
         }
     }
 
-    pub(super) fn name_hash(&self) -> u64 {
+    /// The message's name and its hash, for the trace.
+    pub(super) fn name_and_hash(&self) -> (&'static str, u64) {
         match self {
-            Payload::Local(m, _) => m.name_hash(),
-            Payload::Json(json) => json.name_hash,
+            Payload::Local(m, _) => m.name_and_hash(),
+            Payload::Json(json) => (json.name, json.name_hash),
         }
     }
 }
@@ -678,7 +681,7 @@ impl World {
         mut payload: Payload,
         handling: &mut Handling,
     ) -> Option<Work> {
-        let (name, name_hash) = (payload.name(), payload.name_hash());
+        let (name, name_hash) = payload.name_and_hash();
         if let Payload::Json(json) = &mut payload {
             if json.sealed {
                 if let Err(why) = self.open(index, json) {
