@@ -92,12 +92,18 @@ impl NodeTable {
         NodeTable { slots: Vec::new(), index: HashMap::default(), last: Cell::new(0), fresh: Vec::new() }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn find(&self, id: &NodeId) -> Option<usize> {
         let last = self.last.get();
         if self.slots.get(last).is_some_and(|slot| slot.id == *id) {
             return Some(last);
         }
+        self.find_in_index(id)
+    }
+
+    /// [`NodeTable::find`] past its cache, out of line so that the cached path stays small.
+    #[inline(never)]
+    fn find_in_index(&self, id: &NodeId) -> Option<usize> {
         let i = self.index.get(id).copied()?;
         self.last.set(i);
         Some(i)
@@ -114,7 +120,7 @@ impl NodeTable {
     }
 
     /// The slot of node `to`, a receiver of the node in slot `sender`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn find_receiver(&self, sender: usize, to: &NodeId) -> Option<usize> {
         let cached = self.slots[sender].sent_to.get();
         if self.slots.get(cached).is_some_and(|slot| slot.id == *to) {

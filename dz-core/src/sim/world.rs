@@ -468,11 +468,18 @@ impl World {
     /// every event of one link at one instant has the same key and keeps its insertion order,
     /// with no bookkeeping; between machines, latency can reorder, so the last due of each link is
     /// kept and a later send never comes before it.
+    #[inline(always)]
     pub(super) fn due_on_link(&mut self, from: &NodeId, to: &NodeId, micros: u64) -> Due {
         if micros == self.now {
             let link = from.stable_hash().rotate_left(17) ^ to.stable_hash();
             return Due { micros, key: crate::rng::mix(self.link_salt ^ link ^ micros.wrapping_mul(0x9e37_79b9)) };
         }
+        self.due_on_link_later(from, to, micros)
+    }
+
+    /// [`World::due_on_link`] for a later instant (a message between machines).
+    #[inline(never)]
+    fn due_on_link_later(&mut self, from: &NodeId, to: &NodeId, micros: u64) -> Due {
         let due = self.due_at(micros);
         let last = self.links.entry((from.stable_hash(), to.stable_hash())).or_insert(due);
         if due > *last {
@@ -879,6 +886,7 @@ impl World {
     }
 
     /// [`World::put_back`] to the slot at `index`.
+    #[inline(always)]
     fn put_back_at(&mut self, index: usize, node: Box<dyn ErasedNode>) {
         let slot = &mut self.nodes.slots[index];
         if matches!(slot.state, NodeState::Dead) {
