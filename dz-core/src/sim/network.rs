@@ -30,6 +30,7 @@ impl World {
         tracing::debug!(%from, %to, message = name, why, "dz sim: message dropped");
     }
 
+    #[inline(always)]
     pub(crate) fn send(
         &mut self,
         from_machine: usize,
@@ -37,13 +38,34 @@ impl World {
         to: &crate::RawHandle,
         message: Box<dyn AnyMessage>,
     ) {
-        let to_id = to.id();
         let Some(sender) = self.count_sent(from) else {
             // Only a node that has ended (a context kept past its node) has no slot.
-            self.drop_message(from, to_id, message.name(), "the sender has ended");
+            self.drop_message(from, to.id(), message.name(), "the sender has ended");
             return;
         };
-        // Most sends stay on their machine: check that before the map.
+        // Most sends stay on their machine, and are kept small: no map, no serialising.
+        if self.machines[from_machine].handle.id() != to.machine_id() {
+            return self.send_away(from_machine, (sender, from), to, message);
+        }
+        let target = match self.nodes.find_receiver(sender, to.id()) {
+            Some(index) => Target::Slot(index),
+            None => Target::Id(to.id().clone()),
+        };
+        let payload = Payload::Local(message, Some(to.transport().clone()));
+        let due = self.due_on_link(from, to.id(), self.now);
+        self.queue.push(due, Event::Deliver { from: sender, to: target, machine: from_machine, payload });
+    }
+
+    /// [`World::send`] to a node its handle places on another machine.
+    #[inline(never)]
+    fn send_away(
+        &mut self,
+        from_machine: usize,
+        (sender, from): (usize, &NodeId),
+        to: &crate::RawHandle,
+        message: Box<dyn AnyMessage>,
+    ) {
+        let to_id = to.id();
         let here = self.machines[from_machine].handle.id() == to.machine_id();
         let Some(machine) = (if here { Some(from_machine) } else { self.machine_of(to.machine_id()) }) else {
             self.drop_message(from, to_id, message.name(), "unknown machine");

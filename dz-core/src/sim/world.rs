@@ -612,15 +612,27 @@ impl World {
         }
     }
 
+    #[inline(always)]
     fn on_event(&mut self, event: Event, handling: &mut Handling) -> Option<Work> {
         match event {
-            Event::Deliver { from, to: Target::Slot(index), machine, payload } => {
-                if machine != self.nodes.slots[index].machine {
-                    let (from, to) = (self.nodes.slots[from].id.clone(), self.nodes.slots[index].id.clone());
-                    self.drop_message(&from, &to, payload.name(), "node is not on that machine");
-                    return None;
-                }
+            Event::Deliver { from, to: Target::Slot(index), machine, payload }
+                if machine == self.nodes.slots[index].machine =>
+            {
                 self.deliver_to_slot(index, Sender::Slot(from), payload, handling)
+            }
+            event => self.on_other_event(event, handling),
+        }
+    }
+
+    /// [`World::on_event`] for every event but a message to a node found by slot where it was
+    /// sent (the common case, kept small).
+    #[inline(never)]
+    fn on_other_event(&mut self, event: Event, handling: &mut Handling) -> Option<Work> {
+        match event {
+            Event::Deliver { from, to: Target::Slot(index), payload, .. } => {
+                let (from, to) = (self.nodes.slots[from].id.clone(), self.nodes.slots[index].id.clone());
+                self.drop_message(&from, &to, payload.name(), "node is not on that machine");
+                None
             }
             Event::Deliver { from, to: Target::Id(to), machine, payload } => {
                 self.deliver(Sender::Slot(from), to, Some(machine), payload, handling)
@@ -681,7 +693,33 @@ impl World {
 
     /// [`World::deliver`] to the node in slot `index`: the message, its node and what the handler
     /// needs are written into `handling`.
+    #[inline(always)]
     fn deliver_to_slot(
+        &mut self,
+        index: usize,
+        from: Sender,
+        payload: Payload,
+        handling: &mut Handling,
+    ) -> Option<Work> {
+        // The common case, kept small: a message within a machine (or a timer's) to an idle node.
+        let slot = &mut self.nodes.slots[index];
+        match payload {
+            Payload::Local(message, transport) if matches!(slot.state, NodeState::Idle(_)) => {
+                let NodeState::Idle(node) = std::mem::replace(&mut slot.state, NodeState::Busy) else {
+                    unreachable!("checked just above")
+                };
+                self.nodes.last.set(index);
+                let name = message.name_and_hash();
+                let via = transport.map_or(Via::Timer, Via::Transport);
+                Some(self.hand_over(index, &from, node, (message, via), name, handling))
+            }
+            payload => self.deliver_to_slot_slow(index, from, payload, handling),
+        }
+    }
+
+    /// [`World::deliver_to_slot`] for messages between machines and nodes that are not idle.
+    #[inline(never)]
+    fn deliver_to_slot_slow(
         &mut self,
         index: usize,
         from: Sender,
@@ -733,6 +771,22 @@ impl World {
                 }
             },
         };
+        Some(self.hand_over(index, &from, node, (message, via), (name, name_hash), handling))
+    }
+
+    /// Hands `message` and `node`, taken out of slot `index`, to the handler: they are written
+    /// into `handling`, and the delivery is counted and traced.
+    #[inline(always)]
+    fn hand_over(
+        &mut self,
+        index: usize,
+        from: &Sender,
+        node: Box<dyn ErasedNode>,
+        (message, via): (Box<dyn AnyMessage>, Via),
+        (name, name_hash): (&'static str, u64),
+        handling: &mut Handling,
+    ) -> Work {
+        let slot = &mut self.nodes.slots[index];
         slot.stats.received += 1;
         handling.slot = index;
         handling.machine = slot.machine;
@@ -743,12 +797,12 @@ impl World {
         handling.via = via;
         self.stats.delivered += 1;
         let slots = &self.nodes.slots;
-        let from = match &from {
+        let from = match from {
             Sender::Slot(i) => &slots[*i].id,
             Sender::Id(id) => id,
         };
         self.trace.record_hashed(self.now, TraceKind::Deliver, from, &slots[index].id, name, name_hash);
-        Some(Work::Handle)
+        Work::Handle
     }
 
     /// Opens a sealed message for the node in slot `index`, in place; the machine counts a
