@@ -173,14 +173,21 @@ impl<E> EventQueue<E> {
         }
     }
 
+    /// Moves on to the next instant that has events, ordering its bucket; `false` if none has.
+    #[inline(never)]
+    fn next_instant(&mut self) -> bool {
+        self.unstage();
+        let Some((micros, mut bucket)) = self.later.pop_first() else { return false };
+        self.now = micros;
+        // One instant: order by key, then insertion, the next one last.
+        order_bucket(&mut bucket, &mut self.scratch, &mut self.bins);
+        self.spare.push(std::mem::replace(&mut self.current, bucket));
+        true
+    }
+
     pub(crate) fn pop(&mut self) -> Option<(Due, Popped<E>)> {
-        if self.current.is_empty() && self.now_heap.is_empty() {
-            self.unstage();
-            let (micros, mut bucket) = self.later.pop_first()?;
-            self.now = micros;
-            // One instant: order by key, then insertion, the next one last.
-            order_bucket(&mut bucket, &mut self.scratch, &mut self.bins);
-            self.spare.push(std::mem::replace(&mut self.current, bucket));
+        if self.current.is_empty() && self.now_heap.is_empty() && !self.next_instant() {
+            return None;
         }
         let take_heap = match (self.current.last(), self.now_heap.peek()) {
             (Some(c), Some(h)) => h > c,

@@ -819,6 +819,19 @@ impl World {
 
     /// Delivers a timer's message. A node's timers are not unlinked when it ends: they are
     /// dropped here, when they come due and find their node gone.
+    /// The next message of the periodic timer `token`, which is queued again a period later.
+    #[inline(never)]
+    fn fire_periodic(&mut self, token: u64) -> Option<Box<dyn AnyMessage>> {
+        let TimerMessage::Every { period_micros, make } = &mut self.timers.get_mut(token)?.message else {
+            return None;
+        };
+        let next = self.now.saturating_add(*period_micros);
+        let message = make();
+        let due = self.due_at(next);
+        self.queue.push_direct(due, token);
+        Some(message)
+    }
+
     fn fire_timer(&mut self, token: u64, handling: &mut Handling) -> Option<Work> {
         let timer = self.timers.get_mut(token)?;
         let node = timer.node;
@@ -826,14 +839,8 @@ impl World {
             self.remove_timer(token);
             return None;
         }
-        let message = match &mut timer.message {
-            TimerMessage::Every { period_micros, make } => {
-                let next = self.now.saturating_add(*period_micros);
-                let message = make();
-                let due = self.due_at(next);
-                self.queue.push_direct(due, token);
-                message
-            }
+        let message = match &timer.message {
+            TimerMessage::Every { .. } => self.fire_periodic(token)?,
             TimerMessage::Once(_) => match self.timers.remove(token)?.message {
                 TimerMessage::Once(message) => message,
                 TimerMessage::Every { .. } => return None,
