@@ -33,7 +33,10 @@
 //! slot), the node's random stream and the message's chain straight into a `Handling` the loop
 //! owns and reuses; then it unlocks and calls the handler on them there. Nothing of the step is
 //! moved or copied on the way, and what the step leaves to drop (node states, futures: values
-//! whose `Drop` is user code) is swapped into a reused vector and dropped unlocked.
+//! whose `Drop` is user code) is swapped into a reused vector and dropped unlocked. The common
+//! path (a timer, or a message within a machine, to an idle node) is inlined and small; the rest
+//! (messages between machines, receivers busy or gone, spawns, terminations, wakes, periodic
+//! timers, moving on to the next instant) is out of line, so that the loop carries little state.
 //!
 //! A handler's calls through its context take the lock once each (a send, a timer), except for
 //! draws from the node's own random stream, which is lent to the handler for the call. The

@@ -102,6 +102,7 @@ impl<E> EventQueue<E> {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn push(&mut self, due: Due, event: E) {
         let seq = self.next_seq;
         self.next_seq += 1;
