@@ -89,7 +89,9 @@ impl Shared {
                 stop = world.controller_of(&id).map(|ctrl| Work::Stop { id, ctrl, node });
             }
         }
-        world.push_polls(woken);
+        if !woken.is_empty() {
+            world.push_polls(woken);
+        }
         std::mem::swap(trash, &mut world.trash);
         let work = match stop {
             Some(stop) => Some(stop),
