@@ -5,7 +5,7 @@
 //! simulator ([`crate::sim`]) and the real runtime each implement, so one node type compiles once
 //! and runs on both. Users do not call this trait; runtime authors implement it.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -138,6 +138,11 @@ pub trait AnyMessage: Send + 'static {
     fn name_hash(&self) -> u64 {
         crate::rng::stable_hash(self.name().as_bytes())
     }
+    /// [`AnyMessage::name`] and [`AnyMessage::name_hash`] in one call, for a runtime that
+    /// traces every delivery.
+    fn name_and_hash(&self) -> (&'static str, u64) {
+        (self.name(), self.name_hash())
+    }
     /// The message as JSON.
     ///
     /// # Errors
@@ -148,6 +153,11 @@ pub trait AnyMessage: Send + 'static {
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
     /// The message as `&Any`, to check its type.
     fn as_any(&self) -> &dyn Any;
+    /// The [`TypeId`] of the message's own type (what [`AnyMessage::as_any`] would say), in one
+    /// call.
+    fn message_type_id(&self) -> TypeId {
+        self.as_any().type_id()
+    }
 }
 
 impl<M: Message> AnyMessage for M {
@@ -163,12 +173,20 @@ impl<M: Message> AnyMessage for M {
         Message::name_hash(self)
     }
 
+    fn name_and_hash(&self) -> (&'static str, u64) {
+        (Message::name(self), Message::name_hash(self))
+    }
+
     fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
+    }
+
+    fn message_type_id(&self) -> TypeId {
+        TypeId::of::<M>()
     }
 }
 
@@ -335,7 +353,7 @@ pub trait ErasedNode: Send + 'static {
 /// through JSON (a [`JsonMessage`] forwarded by the reliable layer, say), and is an error only if
 /// that does not decode as the node's message type.
 fn downcast_message<N: Node>(message: Box<dyn AnyMessage>) -> Result<Box<N::Message>, DeliveryError> {
-    if message.as_any().is::<N::Message>() {
+    if message.message_type_id() == TypeId::of::<N::Message>() {
         // Checked just above, so the downcast cannot fail; the error arm only keeps this total.
         return message.into_any().downcast::<N::Message>().map_err(|_| DeliveryError::WrongMessageType {
             message: "a message whose type changed while it was checked",

@@ -23,6 +23,41 @@
 //! - If a test panics while a simulation is alive, the simulation prints its seed on drop, so the
 //!   run can be replayed with `Simulation::new(seed)`.
 //!
+//! # How a step runs
+//!
+//! The world (machines, nodes, timers, tasks, the event queue) sits behind one mutex, and node
+//! code never runs while it is locked, so that a handler can call back through its context. The
+//! run loop takes one lock per step: it puts back the node the last handler ran on, takes events
+//! off the queue until one needs node code (a timer or a message whose node is idle; drops and
+//! cancelled timers are settled on the way), and writes that message, its node (moved out of its
+//! slot), the node's random stream and the message's chain straight into a `Handling` the loop
+//! owns and reuses; then it unlocks and calls the handler on them there. Nothing of the step is
+//! moved or copied on the way, and what the step leaves to drop (node states, futures: values
+//! whose `Drop` is user code) is swapped into a reused vector and dropped unlocked. The common
+//! path (a timer, or a message within a machine, to an idle node) is inlined and small; the rest
+//! (messages between machines, receivers busy or gone, spawns, terminations, wakes, periodic
+//! timers, moving on to the next instant) is out of line, so that the loop carries little state.
+//!
+//! A handler's calls through its context take the lock once each (a send, a timer), except for
+//! draws from the node's own random stream, which is lent to the handler for the call. The
+//! handler borrows its node's id from a dense copy of the ids the simulation keeps beside the
+//! world: no id is cloned to run a handler.
+//!
+//! What a message costs, in the simulator itself:
+//!
+//! - Within a machine: no allocation. The event takes a slot in the queue's slab of events
+//!   (reused), and an entry of 24 bytes in the queue's heap or in the bucket of its instant
+//!   (reused vectors). The event names its receiver by slot, found when it is sent from a
+//!   one-entry cache on the sender's slot (a node keeps its slot for the whole run; a receiver
+//!   not started yet is named by id and looked up on arrival), so no id is cloned or hashed on
+//!   the way; it holds a clone of the sending handle's transport (a reference count), for
+//!   [`Context::chain`]. The message itself is the box the sender's context made.
+//! - A timer: a slot in the timer table (reused) and a queue entry carrying the timer's token.
+//! - Between machines: the message's JSON, sealed into a new buffer, and a box for it.
+//!
+//! Events due at one later instant wait unsorted in a bucket of their own, ordered once when
+//! their instant comes, by a counting pass over their keys and an insertion sort.
+//!
 //! # Examples
 //!
 //! ```
@@ -68,7 +103,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 
 use crate::context::Context;
-use crate::controller::{Call, ErasedHandled, MachineController};
+use crate::controller::{Call, ErasedHandled, MachineController, Via};
 use crate::handle::{Handle, MachineHandle};
 use crate::ids::{MachineId, NodeId};
 use crate::node::Node;
@@ -82,7 +117,7 @@ pub use sweep::{Failure, Swarm, Sweep, SweepReport, Trial};
 pub use trace::{first_divergence, Divergence, TraceEntry, TraceKind};
 
 use controller::SimController;
-use world::{Ending, Finished, MachineSlot, Shared, TaskFut, Work, World};
+use world::{Ending, Handling, MachineSlot, Shared, TaskFut, Work, World};
 
 /// The latency of messages between machines: a normal distribution, clipped below.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -303,39 +338,46 @@ impl Simulation {
 
     fn run_until_micros(&mut self, until: Option<u64>) -> u64 {
         let before = self.shared.lock().stats.events;
-        let mut finished = None;
+        let mut handling = Handling::default();
+        let mut trash = Vec::new();
         loop {
             // One lock per step: the last handler's node goes back, the next work comes out.
             // What a step leaves behind (node states, futures) is dropped with the world unlocked.
-            let step = self.shared.next_work(finished.take(), until);
-            drop(step.trash);
-            if !step.fresh.is_empty() {
-                self.ids.borrow_mut().extend(step.fresh);
+            let work = self.shared.step(&mut handling, until, &mut trash, &mut self.ids.borrow_mut());
+            if !trash.is_empty() {
+                trash.clear();
             }
-            let Some(work) = step.work else { break };
-            finished = self.perform(work);
+            let Some(work) = work else { break };
+            self.perform(work, &mut handling);
         }
         self.shared.lock().stats.events - before
     }
 
     /// Runs node code with the world unlocked, then gives the world the result; a node whose
-    /// handler or hook ended normally is returned, for the next step to put back.
-    fn perform(&self, work: Work) -> Option<Finished> {
+    /// handler or hook ended normally is left in `handling`, for the next step to put back.
+    fn perform(&self, work: Work, handling: &mut Handling) {
         match work {
-            Work::Handle { slot, machine, mut node, mut rng, message, via } => {
-                let ctrl = &self.ctrls[machine];
+            Work::Handle => {
+                let ctrl = &self.ctrls[handling.machine];
                 // The handler borrows its id from the dense copy: no clone, no cold cache line.
                 let ids = self.ids.borrow();
-                let id = &ids[slot];
+                let id = &ids[handling.slot];
+                let (Some(node), Some(message)) = (&mut handling.node, handling.message.take()) else {
+                    unreachable!("the world writes a node and a message for Work::Handle")
+                };
+                let (via, rng) = (&handling.via, &mut handling.rng);
                 let handled = catch_unwind(AssertUnwindSafe(|| {
-                    node.handle(Call { ctrl, id, chain: via.chain(), rng: Some(&mut rng) }, message)
+                    node.handle(Call { ctrl, id, chain: via.chain(), rng: Some(rng) }, message)
                 }));
                 match handled {
-                    Ok(Ok(ErasedHandled::Done)) => return Some(Finished { slot, node, rng: Some(rng) }),
+                    Ok(Ok(ErasedHandled::Done)) => {}
                     Ok(Ok(ErasedHandled::Async(message))) => {
                         let id = id.clone();
                         drop(ids);
-                        self.shared.lock().restore_rng(&id, rng);
+                        let node = handling.node.take().expect("the node is in `handling`");
+                        handling.lent_rng = false;
+                        self.shared.lock().restore_rng(&id, handling.rng.clone());
+                        let via = std::mem::replace(&mut handling.via, Via::Timer);
                         let fut = node.handle_async(Arc::clone(ctrl), id.clone(), via.into_shared(), message);
                         let task = self.shared.lock().create_task(&id, TaskFut::Handler(fut), &self.shared.wakes);
                         if let Some(task) = task {
@@ -345,22 +387,31 @@ impl Simulation {
                                 world.take_for_poll(task)
                             };
                             if let Some(work) = work {
-                                return self.perform(work);
+                                self.perform(work, handling);
                             }
                         }
                     }
                     Ok(Err(e)) => {
                         tracing::warn!(node = %id, error = %e, "dz sim: message of the wrong type");
-                        self.shared.lock().put_back(id, node);
+                        handling.lent_rng = false;
+                        if let Some(node) = handling.node.take() {
+                            self.shared.lock().put_back(id, node);
+                        }
                     }
-                    Err(panic) => self.node_panicked(id, &*panic),
+                    Err(panic) => {
+                        // The node ends with its handler: it is dropped here, unlocked.
+                        handling.lent_rng = false;
+                        let node = handling.node.take();
+                        self.node_panicked(id, &*panic);
+                        drop(node);
+                    }
                 }
             }
             Work::Start { id, ctrl, mut node } => match catch_unwind(AssertUnwindSafe(|| node.started(&ctrl, &id))) {
-                Ok(()) => {
-                    let slot = self.shared.lock().slot_of(&id)?;
-                    return Some(Finished { slot, node, rng: None });
-                }
+                Ok(()) => match self.shared.lock().slot_of(&id) {
+                    Some(slot) => handling.finished(slot, node),
+                    None => drop(node),
+                },
                 Err(panic) => self.node_panicked(&id, &*panic),
             },
             Work::Stop { id, ctrl, mut node } => {
@@ -389,7 +440,7 @@ impl Simulation {
                         world.trash.push(fut_box(fut));
                         match (owner, node) {
                             (Some(id), Some(node)) => match world.slot_of(&id) {
-                                Some(slot) => return Some(Finished { slot, node, rng: None }),
+                                Some(slot) => handling.finished(slot, node),
                                 None => world.trash.push(Box::new(node)),
                             },
                             (None, Some(node)) => world.trash.push(Box::new(node)),
@@ -407,7 +458,6 @@ impl Simulation {
             }
             Work::Wake(waker) => waker.wake(),
         }
-        None
     }
 
     fn node_panicked(&self, id: &NodeId, panic: &(dyn std::any::Any + Send)) {

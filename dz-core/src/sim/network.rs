@@ -8,7 +8,7 @@ use crate::ids::NodeId;
 use super::faults::Verdict;
 use super::tables::NodeState;
 use super::trace::TraceKind;
-use super::world::{Ending, Event, JsonPayload, JsonSpawn, Payload, SpawnPayload, World};
+use super::world::{Ending, Event, JsonPayload, JsonSpawn, Payload, SpawnPayload, Target, World};
 use super::WireFrame;
 use crate::security::{LinkKey, MachineSecret, NodeSecret};
 
@@ -30,6 +30,7 @@ impl World {
         tracing::debug!(%from, %to, message = name, why, "dz sim: message dropped");
     }
 
+    #[inline(always)]
     pub(crate) fn send(
         &mut self,
         from_machine: usize,
@@ -37,16 +38,37 @@ impl World {
         to: &crate::RawHandle,
         message: Box<dyn AnyMessage>,
     ) {
-        let to_id = to.id().clone();
         let Some(sender) = self.count_sent(from) else {
             // Only a node that has ended (a context kept past its node) has no slot.
-            self.drop_message(from, &to_id, message.name(), "the sender has ended");
+            self.drop_message(from, to.id(), message.name(), "the sender has ended");
             return;
         };
-        // Most sends stay on their machine: check that before the map.
+        // Most sends stay on their machine, and are kept small: no map, no serialising.
+        if self.machines[from_machine].handle.id() != to.machine_id() {
+            return self.send_away(from_machine, (sender, from), to, message);
+        }
+        let target = match self.nodes.find_receiver(sender, to.id()) {
+            Some(index) => Target::Slot(index),
+            None => Target::Id(to.id().clone()),
+        };
+        let payload = Payload::Local(message, Some(to.transport().clone()));
+        let due = self.due_on_link(from, to.id(), self.now);
+        self.queue.push(due, Event::Deliver { from: sender, to: target, machine: from_machine, payload });
+    }
+
+    /// [`World::send`] to a node its handle places on another machine.
+    #[inline(never)]
+    fn send_away(
+        &mut self,
+        from_machine: usize,
+        (sender, from): (usize, &NodeId),
+        to: &crate::RawHandle,
+        message: Box<dyn AnyMessage>,
+    ) {
+        let to_id = to.id();
         let here = self.machines[from_machine].handle.id() == to.machine_id();
         let Some(machine) = (if here { Some(from_machine) } else { self.machine_of(to.machine_id()) }) else {
-            self.drop_message(from, &to_id, message.name(), "unknown machine");
+            self.drop_message(from, to_id, message.name(), "unknown machine");
             return;
         };
         let payload = if machine == from_machine {
@@ -83,17 +105,21 @@ impl World {
                 }
                 Err(e) => {
                     tracing::error!(%from, to = %to_id, message = message.name(), error = %e, "dz sim: message does not serialise");
-                    self.drop_message(from, &to_id, message.name(), "does not serialise");
+                    self.drop_message(from, to_id, message.name(), "does not serialise");
                     return;
                 }
             }
         };
+        let target = match self.nodes.find_receiver(sender, to.id()) {
+            Some(index) => Target::Slot(index),
+            None => Target::Id(to.id().clone()),
+        };
         if machine != from_machine && self.faults.active() {
-            return self.send_through_faults(from_machine, (sender, from), to_id, machine, payload);
+            return self.send_through_faults(from_machine, (sender, from), (to.id(), target), machine, payload);
         }
-        let at = self.now + self.latency(from_machine, machine);
-        let due = self.due_on_link(from, &to_id, at);
-        self.queue.push(due, Event::Deliver { from: sender, to: to_id, machine, payload });
+        let at = if machine == from_machine { self.now } else { self.now + self.latency(from_machine, machine) };
+        let due = self.due_on_link(from, to.id(), at);
+        self.queue.push(due, Event::Deliver { from: sender, to: target, machine, payload });
     }
 
     /// A message between machines while faults are on: it may be cut off, dropped, duplicated
@@ -102,7 +128,7 @@ impl World {
         &mut self,
         from_machine: usize,
         (sender, from): (usize, &NodeId),
-        to: NodeId,
+        (to, target): (&NodeId, Target),
         machine: usize,
         payload: Payload,
     ) {
@@ -111,33 +137,37 @@ impl World {
         let (from_m, to_m) = (from_m.clone(), to_m.clone());
         match self.faults.verdict(self.now, &from_m, &to_m, name) {
             Verdict::Partitioned => {
-                self.trace.record(self.now, TraceKind::Partitioned, from, &to, name);
-                self.drop_message(from, &to, name, "partitioned");
+                self.trace.record(self.now, TraceKind::Partitioned, from, to, name);
+                self.drop_message(from, to, name, "partitioned");
             }
             Verdict::Dropped => {
-                self.trace.record(self.now, TraceKind::FaultDrop, from, &to, name);
-                self.drop_message(from, &to, name, "dropped by a fault rule");
+                self.trace.record(self.now, TraceKind::FaultDrop, from, to, name);
+                self.drop_message(from, to, name, "dropped by a fault rule");
             }
             Verdict::Deliver { duplicate, hold_micros } => {
                 if duplicate {
-                    self.trace.record(self.now, TraceKind::FaultDuplicate, from, &to, name);
+                    self.trace.record(self.now, TraceKind::FaultDuplicate, from, to, name);
                     let copy = match &payload {
                         Payload::Json(json) => Payload::Json(json.clone()),
                         Payload::Local(..) => unreachable!("messages between machines travel as JSON"),
                     };
                     let at = self.now + self.latency(from_machine, machine);
                     let due = self.due_at(at);
-                    self.queue.push(due, Event::Deliver { from: sender, to: to.clone(), machine, payload: copy });
+                    let to = match &target {
+                        Target::Slot(index) => Target::Slot(*index),
+                        Target::Id(id) => Target::Id(id.clone()),
+                    };
+                    self.queue.push(due, Event::Deliver { from: sender, to, machine, payload: copy });
                 }
                 let at = self.now + self.latency(from_machine, machine);
                 let due = match hold_micros {
                     Some(hold) => {
-                        self.trace.record(self.now, TraceKind::FaultReorder, from, &to, name);
+                        self.trace.record(self.now, TraceKind::FaultReorder, from, to, name);
                         self.due_at(at + hold)
                     }
-                    None => self.due_on_link(from, &to, at),
+                    None => self.due_on_link(from, to, at),
                 };
-                self.queue.push(due, Event::Deliver { from: sender, to, machine, payload });
+                self.queue.push(due, Event::Deliver { from: sender, to: target, machine, payload });
             }
         }
     }
@@ -293,8 +323,10 @@ impl World {
         };
         let at = self.now + self.latency(from_machine, machine);
         let due = self.due_at(at);
-        self.queue
-            .push(due, Event::Deliver { from: sender, to: frame.to, machine, payload: Payload::Json(Box::new(json)) });
+        self.queue.push(
+            due,
+            Event::Deliver { from: sender, to: Target::Id(frame.to), machine, payload: Payload::Json(Box::new(json)) },
+        );
         true
     }
 }

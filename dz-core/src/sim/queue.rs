@@ -75,6 +75,9 @@ pub(crate) struct EventQueue<E> {
     now: u64,
     /// Emptied buckets, kept for reuse.
     spare: Vec<Vec<Entry>>,
+    /// Scratch space for ordering a bucket (see [`order_bucket`]), kept for reuse.
+    scratch: Vec<Entry>,
+    bins: Vec<u32>,
     events: Vec<Option<E>>,
     free: Vec<usize>,
     next_seq: u64,
@@ -90,6 +93,8 @@ impl<E> EventQueue<E> {
             now_heap: BinaryHeap::new(),
             now: 0,
             spare: Vec::new(),
+            scratch: Vec::new(),
+            bins: Vec::new(),
             events: Vec::new(),
             free: Vec::new(),
             next_seq: 0,
@@ -97,6 +102,7 @@ impl<E> EventQueue<E> {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn push(&mut self, due: Due, event: E) {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -122,6 +128,7 @@ impl<E> EventQueue<E> {
         self.insert(due, Entry { key: due.key, seq, target: value | DIRECT });
     }
 
+    #[inline(always)]
     fn insert(&mut self, due: Due, entry: Entry) {
         self.len += 1;
         if due.micros <= self.now {
@@ -167,14 +174,21 @@ impl<E> EventQueue<E> {
         }
     }
 
+    /// Moves on to the next instant that has events, ordering its bucket; `false` if none has.
+    #[inline(never)]
+    fn next_instant(&mut self) -> bool {
+        self.unstage();
+        let Some((micros, mut bucket)) = self.later.pop_first() else { return false };
+        self.now = micros;
+        // One instant: order by key, then insertion, the next one last.
+        order_bucket(&mut bucket, &mut self.scratch, &mut self.bins);
+        self.spare.push(std::mem::replace(&mut self.current, bucket));
+        true
+    }
+
     pub(crate) fn pop(&mut self) -> Option<(Due, Popped<E>)> {
-        if self.current.is_empty() && self.now_heap.is_empty() {
-            self.unstage();
-            let (micros, mut bucket) = self.later.pop_first()?;
-            self.now = micros;
-            // One instant: order by key, then insertion, the next one last.
-            bucket.sort_unstable_by_key(|e| std::cmp::Reverse((e.key, e.seq)));
-            self.spare.push(std::mem::replace(&mut self.current, bucket));
+        if self.current.is_empty() && self.now_heap.is_empty() && !self.next_instant() {
+            return None;
         }
         let take_heap = match (self.current.last(), self.now_heap.peek()) {
             (Some(c), Some(h)) => h > c,
@@ -208,6 +222,81 @@ impl<E> EventQueue<E> {
     }
 }
 
+/// Below this many entries a bucket is ordered by insertion sort alone.
+const SMALL_BUCKET: usize = 16;
+
+/// Orders `bucket` by (key, insertion number), greatest first, so that the next entry to run is
+/// last.
+///
+/// Keys drawn from the scheduler's stream are spread evenly over 64 bits, so the entries are
+/// first dealt into about as many bins as there are entries by their keys' top bits (a counting
+/// sort, two passes); entries still out of order then share a bin, of one or two entries on
+/// average, and an insertion sort finishes the job. That costs a few instructions per entry where
+/// a comparison sort costs a few per comparison. Keys that are not spread (a burst on one link
+/// between machines shares one key) make bins large, and the insertion sort then gives way to a
+/// comparison sort: the order is the same either way.
+fn order_bucket(bucket: &mut Vec<Entry>, scratch: &mut Vec<Entry>, bins: &mut Vec<u32>) {
+    let n = bucket.len();
+    if n <= SMALL_BUCKET {
+        insertion_sort_descending(bucket);
+        return;
+    }
+    // 2^bits bins, at least as many as entries (at most 2^16: a bigger bucket has bigger bins).
+    let bits = (usize::BITS - (n - 1).leading_zeros()).min(16);
+    let shift = 64 - bits;
+    let top = (1usize << bits) - 1;
+    // Bins are numbered from the greatest keys down, so that they come out greatest first.
+    let bin = |e: &Entry| top - (e.key >> shift) as usize;
+    bins.clear();
+    bins.resize(top + 2, 0);
+    for e in bucket.iter() {
+        bins[bin(e) + 1] += 1;
+    }
+    for i in 1..bins.len() {
+        bins[i] += bins[i - 1];
+    }
+    // Every place below `n` is written by the deal; only a scratch too short is filled first.
+    if scratch.len() < n {
+        scratch.resize(n, Entry { key: 0, seq: 0, target: 0 });
+    }
+    scratch.truncate(n);
+    for e in bucket.iter() {
+        let at = &mut bins[bin(e)];
+        scratch[*at as usize] = *e;
+        *at += 1;
+    }
+    // Entries out of order now sit within one bin: one insertion sort puts them right, in about
+    // one step per entry, unless many keys share a bin, when it gives way to a comparison sort.
+    if !insertion_sort_descending_bounded(scratch, 4 * n) {
+        scratch.sort_unstable_by_key(|e| std::cmp::Reverse((e.key, e.seq)));
+    }
+    std::mem::swap(bucket, scratch);
+}
+
+/// Sorts a few entries by (key, insertion number), greatest first.
+fn insertion_sort_descending(run: &mut [Entry]) {
+    insertion_sort_descending_bounded(run, usize::MAX);
+}
+
+/// [`insertion_sort_descending`], giving up (`false`, the entries then in some order) once it
+/// has moved entries `budget` places in all.
+fn insertion_sort_descending_bounded(run: &mut [Entry], mut budget: usize) -> bool {
+    for i in 1..run.len() {
+        let e = run[i];
+        let mut j = i;
+        while j > 0 && (run[j - 1].key, run[j - 1].seq) < (e.key, e.seq) {
+            run[j] = run[j - 1];
+            j -= 1;
+        }
+        run[j] = e;
+        budget = match budget.checked_sub(i - j) {
+            Some(left) => left,
+            None => return false,
+        };
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +306,35 @@ mod tests {
             match self.pop()? {
                 (due, Popped::Event(e)) => Some((due, e)),
                 (_, Popped::Direct(_)) => None,
+            }
+        }
+    }
+
+    /// Buckets of every size up to past the point where bins are used, with keys spread, keys
+    /// bunched into a few values, and keys all equal: the order is always (key, insertion). The
+    /// scratch space is shared, as in a queue, and sizes go down as well as up, so a scratch
+    /// longer than its bucket (left over from a bigger one) is used too.
+    #[test]
+    fn buckets_are_ordered_by_key_then_insertion_whatever_their_keys() {
+        let mut rng = crate::rng::DetRng::from_seed(11);
+        let (mut scratch, mut bins) = (Vec::new(), Vec::new());
+        for n in (0..70).chain([257, 1000, 5000, 3000, 40, 17, 100]) {
+            for keys in 0..4u64 {
+                let mut bucket: Vec<Entry> = (0..n as u64)
+                    .map(|seq| {
+                        let key = match keys {
+                            0 => rng.next_u64(),
+                            1 => rng.below(3) << 62,
+                            2 => 42,
+                            _ => rng.next_u64() >> 60,
+                        };
+                        Entry { key, seq, target: seq }
+                    })
+                    .collect();
+                let mut expected = bucket.clone();
+                expected.sort_by_key(|e| std::cmp::Reverse((e.key, e.seq)));
+                order_bucket(&mut bucket, &mut scratch, &mut bins);
+                assert!(bucket == expected, "a bucket of {n} entries with keys of kind {keys} is out of order");
             }
         }
     }

@@ -46,6 +46,9 @@ pub(super) struct NodeSlot {
     pub(super) extra: Option<Box<SlotExtra>>,
     pub(super) stats: NodeStats,
     pub(super) stop_requested: bool,
+    /// The slot of the node this one last sent to (`usize::MAX`: none yet): a node mostly sends
+    /// to the same few, so a send mostly finds its receiver here, with no look-up by id.
+    pub(super) sent_to: Cell<usize>,
 }
 
 /// The rarely used parts of a node's slot.
@@ -89,12 +92,18 @@ impl NodeTable {
         NodeTable { slots: Vec::new(), index: HashMap::default(), last: Cell::new(0), fresh: Vec::new() }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn find(&self, id: &NodeId) -> Option<usize> {
         let last = self.last.get();
         if self.slots.get(last).is_some_and(|slot| slot.id == *id) {
             return Some(last);
         }
+        self.find_in_index(id)
+    }
+
+    /// [`NodeTable::find`] past its cache, out of line so that the cached path stays small.
+    #[inline(never)]
+    fn find_in_index(&self, id: &NodeId) -> Option<usize> {
         let i = self.index.get(id).copied()?;
         self.last.set(i);
         Some(i)
@@ -108,6 +117,18 @@ impl NodeTable {
     #[inline]
     pub(super) fn get_mut(&mut self, id: &NodeId) -> Option<&mut NodeSlot> {
         self.find(id).map(|i| &mut self.slots[i])
+    }
+
+    /// The slot of node `to`, a receiver of the node in slot `sender`.
+    #[inline(always)]
+    pub(super) fn find_receiver(&self, sender: usize, to: &NodeId) -> Option<usize> {
+        let cached = self.slots[sender].sent_to.get();
+        if self.slots.get(cached).is_some_and(|slot| slot.id == *to) {
+            return Some(cached);
+        }
+        let i = self.index.get(to).copied()?;
+        self.slots[sender].sent_to.set(i);
+        Some(i)
     }
 
     pub(super) fn contains_key(&self, id: &NodeId) -> bool {

@@ -102,6 +102,7 @@ impl TraceRecorder {
 
     /// [`TraceRecorder::record`] with the name's hash already known (`message_hash` must be
     /// `stable_hash(message)`).
+    #[inline(always)]
     pub(crate) fn record_hashed(
         &mut self,
         micros: u64,
@@ -118,8 +119,14 @@ impl TraceRecorder {
         self.hash = h;
         self.len += 1;
         if let Some(entries) = &mut self.entries {
-            entries.push(TraceEntry { micros, kind, from: from.clone(), to: to.clone(), message });
+            Self::keep(entries, TraceEntry { micros, kind, from: from.clone(), to: to.clone(), message });
         }
+    }
+
+    /// Keeps an entry, out of line: most runs keep none.
+    #[inline(never)]
+    fn keep(entries: &mut Vec<TraceEntry>, entry: TraceEntry) {
+        entries.push(entry);
     }
 
     pub(crate) fn hash(&self) -> u64 {

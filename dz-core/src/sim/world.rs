@@ -1,9 +1,11 @@
 //! The simulated world: machines, nodes, timers, tasks and the event queue, behind one lock.
 //!
-//! The world never runs node code while its lock is held. [`World::next_work`] takes events off
-//! the queue, settles those that need no node code (drops, cancelled timers) and returns the first
-//! piece of [`Work`] that does; the simulation runs it with the lock released (so that the node
-//! can call back through its context) and then hands the result back.
+//! The world never runs node code while its lock is held. [`Shared::step`] puts back the node
+//! the last step ran on, then [`World::next_work`] takes events off the queue, settles those that
+//! need no node code (drops, cancelled timers) and returns the first piece of [`Work`] that does;
+//! a message to handle is written into the run loop's [`Handling`] rather than returned. The
+//! simulation runs the work with the lock released (so that the node can call back through its
+//! context) and leaves the node in the `Handling` for the next step.
 //!
 //! Maps keyed by id are `HashMap`s used for look-ups only and never iterated, so their seeded
 //! order cannot leak into a run; everything iterated is a `Vec` or a `BTreeMap`.
@@ -64,34 +66,86 @@ impl Shared {
         self.world.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Puts back the node the last step finished with (or stops it, if it asked to: that is
-    /// then the next work), queues the tasks woken since, and takes the next piece of work due by
-    /// `until`; also returns what the last step left to drop, to be dropped unlocked.
-    pub(crate) fn next_work(&self, finished: Option<Finished>, until: Option<u64>) -> Step {
+    /// One step's time under the lock: puts back the node the last step finished with (in
+    /// `handling`; or stops it, if it asked to: that is then the next work), queues the tasks
+    /// woken since, and takes the next piece of work due by `until` (a message to handle is
+    /// written into `handling`). What the last step left to drop is swapped into `trash` (empty on
+    /// entry), to be dropped unlocked; ids of nodes started since are appended to `ids`.
+    pub(crate) fn step(
+        &self,
+        handling: &mut Handling,
+        until: Option<u64>,
+        trash: &mut Vec<Box<dyn Any + Send>>,
+        ids: &mut Vec<NodeId>,
+    ) -> Option<Work> {
         let woken = self.wakes.take();
         let mut world = self.lock();
-        let stop = finished.and_then(|Finished { slot, node, rng }| {
-            let node = world.handler_done(slot, node, rng)?;
-            let id = world.nodes.slots[slot].id.clone();
-            let ctrl = world.controller_of(&id)?;
-            Some(Work::Stop { id, ctrl, node })
-        });
-        world.push_polls(woken);
-        let trash = if world.trash.is_empty() { Vec::new() } else { std::mem::take(&mut world.trash) };
-        let work = stop.or_else(|| world.next_work(until));
-        let fresh = if world.nodes.fresh.is_empty() { Vec::new() } else { std::mem::take(&mut world.nodes.fresh) };
-        Step { work, trash, fresh }
+        let mut stop = None;
+        if let Some(node) = handling.node.take() {
+            let rng = std::mem::take(&mut handling.lent_rng).then(|| handling.rng.clone());
+            let slot = handling.slot;
+            if let Some(node) = world.handler_done(slot, node, rng) {
+                let id = world.nodes.slots[slot].id.clone();
+                stop = world.controller_of(&id).map(|ctrl| Work::Stop { id, ctrl, node });
+            }
+        }
+        if !woken.is_empty() {
+            world.push_polls(woken);
+        }
+        std::mem::swap(trash, &mut world.trash);
+        let work = match stop {
+            Some(stop) => Some(stop),
+            None => world.next_work(until, handling),
+        };
+        if !world.nodes.fresh.is_empty() {
+            ids.append(&mut world.nodes.fresh);
+        }
+        work
     }
 }
 
-/// What one step of the loop gets from the world.
-pub(crate) struct Step {
-    /// The next node code to run, if any is due.
-    pub(crate) work: Option<Work>,
-    /// What the last step left behind, to drop with the world unlocked.
-    pub(crate) trash: Vec<Box<dyn Any + Send>>,
-    /// Ids of the nodes that started since the last step, in slot order.
-    pub(crate) fresh: Vec<NodeId>,
+/// A message being handled and its node, written in place by the world and read in place by the
+/// simulation, so that a step moves none of it around; the node stays here after its handler
+/// returns, for the next step to put back.
+pub(crate) struct Handling {
+    /// The node's slot.
+    pub(crate) slot: usize,
+    /// Its machine.
+    pub(crate) machine: usize,
+    /// The node, out of its slot (`None` between steps once put back).
+    pub(crate) node: Option<Box<dyn ErasedNode>>,
+    /// The node's random stream, lent to the handler.
+    pub(crate) rng: DetRng,
+    /// Whether the handler had `rng` (and it goes back to the slot with the node).
+    pub(crate) lent_rng: bool,
+    /// The message (`None` once handed to the handler).
+    pub(crate) message: Option<Box<dyn AnyMessage>>,
+    /// Where its chain comes from.
+    pub(crate) via: Via,
+}
+
+impl Handling {
+    /// A hook or `async` handler of the node in `slot` ended normally, without its random stream:
+    /// the next step puts the node back.
+    pub(crate) fn finished(&mut self, slot: usize, node: Box<dyn ErasedNode>) {
+        self.slot = slot;
+        self.node = Some(node);
+        self.lent_rng = false;
+    }
+}
+
+impl Default for Handling {
+    fn default() -> Self {
+        Handling {
+            slot: 0,
+            machine: 0,
+            node: None,
+            rng: DetRng::from_seed(0),
+            lent_rng: false,
+            message: None,
+            via: Via::Timer,
+        }
+    }
 }
 
 /// Who sent a message being delivered.
@@ -130,10 +184,11 @@ impl Payload {
         }
     }
 
-    pub(super) fn name_hash(&self) -> u64 {
+    /// The message's name and its hash, for the trace.
+    pub(super) fn name_and_hash(&self) -> (&'static str, u64) {
         match self {
-            Payload::Local(m, _) => m.name_hash(),
-            Payload::Json(json) => json.name_hash,
+            Payload::Local(m, _) => m.name_and_hash(),
+            Payload::Json(json) => (json.name, json.name_hash),
         }
     }
 }
@@ -153,11 +208,20 @@ pub(crate) struct JsonSpawn {
     pub(crate) secret: NodeSecret,
 }
 
+/// The receiver of a message on its way.
+pub(crate) enum Target {
+    /// The node in this slot, found when the message was sent (a node keeps its slot for the
+    /// whole run, so the slot names it as well as its id does, and costs no look-up on arrival).
+    Slot(usize),
+    /// A node not found when the message was sent (not started yet, or never to be).
+    Id(NodeId),
+}
+
 pub(crate) enum Event {
     /// `from` is the sender's slot (every sender has one).
     Deliver {
         from: usize,
-        to: NodeId,
+        to: Target,
         machine: usize,
         payload: Payload,
     },
@@ -209,15 +273,8 @@ pub(crate) struct MachineSlot {
 
 /// Node code to run with the world unlocked.
 pub(crate) enum Work {
-    /// A message for the node in `slot` (whose id the simulation keeps beside the world).
-    Handle {
-        slot: usize,
-        machine: usize,
-        node: Box<dyn ErasedNode>,
-        rng: DetRng,
-        message: Box<dyn AnyMessage>,
-        via: Via,
-    },
+    /// A message to handle, written into the step's [`Handling`].
+    Handle,
     Start {
         id: NodeId,
         ctrl: Arc<dyn MachineController>,
@@ -234,15 +291,6 @@ pub(crate) enum Work {
         waker: Waker,
     },
     Wake(Waker),
-}
-
-/// A node whose handler or hook ended normally, to be put back in its slot (with its random
-/// stream, if the handler had it).
-pub(crate) struct Finished {
-    /// The node's slot.
-    pub(crate) slot: usize,
-    pub(crate) node: Box<dyn ErasedNode>,
-    pub(crate) rng: Option<DetRng>,
 }
 
 /// Why a node ended.
@@ -367,6 +415,7 @@ impl World {
             extra: None,
             stats: NodeStats::default(),
             stop_requested: false,
+            sent_to: std::cell::Cell::new(usize::MAX),
         }
     }
 
@@ -421,11 +470,18 @@ impl World {
     /// every event of one link at one instant has the same key and keeps its insertion order,
     /// with no bookkeeping; between machines, latency can reorder, so the last due of each link is
     /// kept and a later send never comes before it.
+    #[inline(always)]
     pub(super) fn due_on_link(&mut self, from: &NodeId, to: &NodeId, micros: u64) -> Due {
         if micros == self.now {
             let link = from.stable_hash().rotate_left(17) ^ to.stable_hash();
             return Due { micros, key: crate::rng::mix(self.link_salt ^ link ^ micros.wrapping_mul(0x9e37_79b9)) };
         }
+        self.due_on_link_later(from, to, micros)
+    }
+
+    /// [`World::due_on_link`] for a later instant (a message between machines).
+    #[inline(never)]
+    fn due_on_link_later(&mut self, from: &NodeId, to: &NodeId, micros: u64) -> Due {
         let due = self.due_at(micros);
         let last = self.links.entry((from.stable_hash(), to.stable_hash())).or_insert(due);
         if due > *last {
@@ -539,7 +595,7 @@ impl World {
 
     /// Takes events off the queue up to `until` (virtual microseconds, inclusive) until one needs
     /// node code, and returns that work; `None` when no event is due by then.
-    pub(crate) fn next_work(&mut self, until: Option<u64>) -> Option<Work> {
+    pub(crate) fn next_work(&mut self, until: Option<u64>, handling: &mut Handling) -> Option<Work> {
         loop {
             let next = self.queue.peek_micros()?;
             if until.is_some_and(|u| next > u) {
@@ -549,8 +605,8 @@ impl World {
             self.now = self.now.max(due.micros);
             self.stats.events += 1;
             let work = match popped {
-                Popped::Direct(token) => self.fire_timer(token),
-                Popped::Event(event) => self.on_event(event),
+                Popped::Direct(token) => self.fire_timer(token, handling),
+                Popped::Event(event) => self.on_event(event, handling),
             };
             if work.is_some() {
                 return work;
@@ -558,10 +614,30 @@ impl World {
         }
     }
 
-    fn on_event(&mut self, event: Event) -> Option<Work> {
+    #[inline(always)]
+    fn on_event(&mut self, event: Event, handling: &mut Handling) -> Option<Work> {
         match event {
-            Event::Deliver { from, to, machine, payload } => {
-                self.deliver(Sender::Slot(from), to, Some(machine), payload)
+            Event::Deliver { from, to: Target::Slot(index), machine, payload }
+                if machine == self.nodes.slots[index].machine =>
+            {
+                self.deliver_to_slot(index, Sender::Slot(from), payload, handling)
+            }
+            event => self.on_other_event(event, handling),
+        }
+    }
+
+    /// [`World::on_event`] for every event but a message to a node found by slot where it was
+    /// sent (the common case, kept small).
+    #[inline(never)]
+    fn on_other_event(&mut self, event: Event, handling: &mut Handling) -> Option<Work> {
+        match event {
+            Event::Deliver { from, to: Target::Slot(index), payload, .. } => {
+                let (from, to) = (self.nodes.slots[from].id.clone(), self.nodes.slots[index].id.clone());
+                self.drop_message(&from, &to, payload.name(), "node is not on that machine");
+                None
+            }
+            Event::Deliver { from, to: Target::Id(to), machine, payload } => {
+                self.deliver(Sender::Slot(from), to, Some(machine), payload, handling)
             }
             Event::Crash { machine } => {
                 self.crash(machine);
@@ -581,14 +657,21 @@ impl World {
                     return None;
                 }
                 let (from, payload) = slot.extra.as_mut()?.mailbox.pop_front()?;
-                self.deliver(Sender::Id(from), node, None, payload)
+                self.deliver(Sender::Id(from), node, None, payload, handling)
             }
         }
     }
 
     /// Hands a message to its node, queues it if the node is in an `async` handler, or drops it.
     /// `machine` is where the sender meant it to go (`None`: already checked).
-    fn deliver(&mut self, from: Sender, to: NodeId, machine: Option<usize>, payload: Payload) -> Option<Work> {
+    fn deliver(
+        &mut self,
+        from: Sender,
+        to: NodeId,
+        machine: Option<usize>,
+        payload: Payload,
+        handling: &mut Handling,
+    ) -> Option<Work> {
         let Some(index) = self.nodes.find(&to) else {
             let from = self.sender_id(&from);
             self.drop_message(&from, &to, payload.name(), "no such node");
@@ -599,7 +682,7 @@ impl World {
             self.drop_message(&from, &to, payload.name(), "node is not on that machine");
             return None;
         }
-        self.deliver_to_slot(index, from, payload)
+        self.deliver_to_slot(index, from, payload, handling)
     }
 
     /// The id of a sender, cloned (for the paths that are not hot).
@@ -610,9 +693,42 @@ impl World {
         }
     }
 
-    /// [`World::deliver`] to the node in slot `index`.
-    fn deliver_to_slot(&mut self, index: usize, from: Sender, mut payload: Payload) -> Option<Work> {
-        let (name, name_hash) = (payload.name(), payload.name_hash());
+    /// [`World::deliver`] to the node in slot `index`: the message, its node and what the handler
+    /// needs are written into `handling`.
+    #[inline(always)]
+    fn deliver_to_slot(
+        &mut self,
+        index: usize,
+        from: Sender,
+        payload: Payload,
+        handling: &mut Handling,
+    ) -> Option<Work> {
+        // The common case, kept small: a message within a machine (or a timer's) to an idle node.
+        let slot = &mut self.nodes.slots[index];
+        match payload {
+            Payload::Local(message, transport) if matches!(slot.state, NodeState::Idle(_)) => {
+                let NodeState::Idle(node) = std::mem::replace(&mut slot.state, NodeState::Busy) else {
+                    unreachable!("checked just above")
+                };
+                self.nodes.last.set(index);
+                let name = message.name_and_hash();
+                let via = transport.map_or(Via::Timer, Via::Transport);
+                Some(self.hand_over(index, &from, node, (message, via), name, handling))
+            }
+            payload => self.deliver_to_slot_slow(index, from, payload, handling),
+        }
+    }
+
+    /// [`World::deliver_to_slot`] for messages between machines and nodes that are not idle.
+    #[inline(never)]
+    fn deliver_to_slot_slow(
+        &mut self,
+        index: usize,
+        from: Sender,
+        mut payload: Payload,
+        handling: &mut Handling,
+    ) -> Option<Work> {
+        let (name, name_hash) = payload.name_and_hash();
         if let Payload::Json(json) = &mut payload {
             if json.sealed {
                 if let Err(why) = self.open(index, json) {
@@ -657,17 +773,38 @@ impl World {
                 }
             },
         };
+        Some(self.hand_over(index, &from, node, (message, via), (name, name_hash), handling))
+    }
+
+    /// Hands `message` and `node`, taken out of slot `index`, to the handler: they are written
+    /// into `handling`, and the delivery is counted and traced.
+    #[inline(always)]
+    fn hand_over(
+        &mut self,
+        index: usize,
+        from: &Sender,
+        node: Box<dyn ErasedNode>,
+        (message, via): (Box<dyn AnyMessage>, Via),
+        (name, name_hash): (&'static str, u64),
+        handling: &mut Handling,
+    ) -> Work {
+        let slot = &mut self.nodes.slots[index];
         slot.stats.received += 1;
-        let machine = slot.machine;
-        let rng = slot.rng.clone();
+        handling.slot = index;
+        handling.machine = slot.machine;
+        handling.node = Some(node);
+        handling.rng = slot.rng.clone();
+        handling.lent_rng = true;
+        handling.message = Some(message);
+        handling.via = via;
         self.stats.delivered += 1;
         let slots = &self.nodes.slots;
-        let from = match &from {
+        let from = match from {
             Sender::Slot(i) => &slots[*i].id,
             Sender::Id(id) => id,
         };
         self.trace.record_hashed(self.now, TraceKind::Deliver, from, &slots[index].id, name, name_hash);
-        Some(Work::Handle { slot: index, machine, node, rng, message, via })
+        Work::Handle
     }
 
     /// Opens a sealed message for the node in slot `index`, in place; the machine counts a
@@ -684,28 +821,35 @@ impl World {
 
     /// Delivers a timer's message. A node's timers are not unlinked when it ends: they are
     /// dropped here, when they come due and find their node gone.
-    fn fire_timer(&mut self, token: u64) -> Option<Work> {
+    /// The next message of the periodic timer `token`, which is queued again a period later.
+    #[inline(never)]
+    fn fire_periodic(&mut self, token: u64) -> Option<Box<dyn AnyMessage>> {
+        let TimerMessage::Every { period_micros, make } = &mut self.timers.get_mut(token)?.message else {
+            return None;
+        };
+        let next = self.now.saturating_add(*period_micros);
+        let message = make();
+        let due = self.due_at(next);
+        self.queue.push_direct(due, token);
+        Some(message)
+    }
+
+    fn fire_timer(&mut self, token: u64, handling: &mut Handling) -> Option<Work> {
         let timer = self.timers.get_mut(token)?;
         let node = timer.node;
         if matches!(self.nodes.slots[node].state, NodeState::Dead) {
             self.remove_timer(token);
             return None;
         }
-        let message = match &mut timer.message {
-            TimerMessage::Every { period_micros, make } => {
-                let next = self.now.saturating_add(*period_micros);
-                let message = make();
-                let due = self.due_at(next);
-                self.queue.push_direct(due, token);
-                message
-            }
+        let message = match &timer.message {
+            TimerMessage::Every { .. } => self.fire_periodic(token)?,
             TimerMessage::Once(_) => match self.timers.remove(token)?.message {
                 TimerMessage::Once(message) => message,
                 TimerMessage::Every { .. } => return None,
             },
         };
         self.nodes.slots[node].stats.sent += 1;
-        self.deliver_to_slot(node, Sender::Slot(node), Payload::Local(message, None))
+        self.deliver_to_slot(node, Sender::Slot(node), Payload::Local(message, None), handling)
     }
 
     fn start_node(&mut self, from: NodeId, id: NodeId, machine: usize, node: SpawnPayload) -> Option<Work> {
@@ -805,6 +949,7 @@ impl World {
     }
 
     /// [`World::put_back`] to the slot at `index`.
+    #[inline(always)]
     fn put_back_at(&mut self, index: usize, node: Box<dyn ErasedNode>) {
         let slot = &mut self.nodes.slots[index];
         if matches!(slot.state, NodeState::Dead) {
