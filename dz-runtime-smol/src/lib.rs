@@ -64,8 +64,8 @@
 //!   node.
 //! - **Scheduling**: a node with work (its `started` hook, mail, a woken `async` handler, a stop
 //!   request) is put once on the machine's run queue; a node without a `started` hook is idle
-//!   from its spawn and costs the run queue nothing until its first message. Worker threads (one per core by default)
-//!   take nodes off it. A node taken joins the worker's *held set*: up to four nodes the worker
+//!   from its spawn and costs the run queue nothing until its first message. Worker threads
+//!   (one per core by default) take nodes off it. A node taken joins the worker's *held set*: up to four nodes the worker
 //!   has checked out of the store (marked busy, so a node's handlers never run concurrently),
 //!   each with its mail moved to the worker's side. A message a handler sends to an idle local
 //!   node with an empty mailbox takes that node into the held set too, so a conversation stays
@@ -124,8 +124,9 @@
 //! held: its count is sealed.
 //!
 //! A frame announcing more than the limit ([`MachineBuilder::max_frame_bytes`]) closes the
-//! connection before anything is allocated for it; a frame that is not valid closes it too; a message for an unknown node, a spawn of an
-//! unregistered node type or a message whose JSON does not fit its node is dropped. Every such
+//! connection before anything is allocated for it; a frame that is not valid closes it too; a
+//! message for an unknown node, a spawn of an unregistered node type or a message whose JSON
+//! does not fit its node is dropped. Every such
 //! case is logged (`tracing`) and counted in [`MachineStats`], and the machine goes on serving
 //! everyone else. Sends to a peer that is down fail at once and are counted
 //! ([`MachineStats::send_failed`]); delivery is at most once, as everywhere in dz.
