@@ -208,32 +208,46 @@ impl Peers {
     }
 }
 
+/// A send that [`admit`] refused (counted and logged already).
+struct Refused;
+
+/// Whether `bytes` more may be queued on `link` (the peer at `address`): `Ok(Some(epoch))` when
+/// the peer was down and a dial starts (the caller queues, then spawns the dial of that epoch),
+/// `Ok(None)` when it is up or being dialed and its backlog has room; `Err` when the send fails,
+/// backing off after a failed connect or with a full backlog (counted in `send_failed`).
+fn admit(core: &Core, address: &str, link: &mut Link, bytes: usize) -> Result<Option<u64>, Refused> {
+    match link.conn {
+        Conn::Down if link.retry_at.is_some_and(|at| Instant::now() < at) => {
+            tracing::debug!(peer = address, "dz: send failed: backing off after a failed connect");
+            bump(&core.stats.send_failed);
+            Err(Refused)
+        }
+        Conn::Down => {
+            link.conn = Conn::Dialing;
+            link.epoch += 1;
+            Ok(Some(link.epoch))
+        }
+        Conn::Dialing | Conn::Up if link.out.len() + bytes > core.config.max_backlog_bytes => {
+            tracing::warn!(peer = address, "dz: send failed: the peer's backlog is full");
+            bump(&core.stats.send_failed);
+            Err(Refused)
+        }
+        Conn::Dialing | Conn::Up => Ok(None),
+    }
+}
+
 /// Queues `frame` for the machine at `address`, dialing it if need be.
 pub(crate) fn send(core: &Arc<Core>, address: &str, frame: Vec<u8>) {
     let peer = core.peers.get(address);
     let mut link = peer.lock();
-    match link.conn {
-        Conn::Down => {
-            if link.retry_at.is_some_and(|at| Instant::now() < at) {
-                drop(link);
-                tracing::debug!(peer = address, "dz: send failed: backing off after a failed connect");
-                bump(&core.stats.send_failed);
-                return;
-            }
-            link.conn = Conn::Dialing;
-            link.epoch += 1;
-            let epoch = link.epoch;
+    match admit(core, address, &mut link, frame.len()) {
+        Err(Refused) => {}
+        Ok(Some(epoch)) => {
             queue(&mut link, frame);
             drop(link);
             core.spawn_io(dial(Arc::clone(core), peer, epoch));
         }
-        Conn::Dialing | Conn::Up => {
-            if link.out.len() + frame.len() > core.config.max_backlog_bytes {
-                drop(link);
-                tracing::warn!(peer = address, "dz: send failed: the peer's backlog is full");
-                bump(&core.stats.send_failed);
-                return;
-            }
+        Ok(None) => {
             close_batch(&mut link);
             let was_empty = link.out.is_empty();
             if link.conn == Conn::Up && corked(&peer) {
@@ -284,28 +298,7 @@ pub(crate) fn send(core: &Arc<Core>, address: &str, frame: Vec<u8>) {
 pub(crate) fn send_sealed(core: &Arc<Core>, address: &str, from: &NodeId, to: &RawHandle, json: &[u8]) {
     let peer = corked_peer(address).unwrap_or_else(|| core.peers.get(address));
     let mut link = peer.lock();
-    let dial_epoch = match link.conn {
-        Conn::Down => {
-            if link.retry_at.is_some_and(|at| Instant::now() < at) {
-                drop(link);
-                tracing::debug!(peer = address, "dz: send failed: backing off after a failed connect");
-                bump(&core.stats.send_failed);
-                return;
-            }
-            link.conn = Conn::Dialing;
-            link.epoch += 1;
-            Some(link.epoch)
-        }
-        Conn::Dialing | Conn::Up => {
-            if link.out.len() + json.len() + wire::BATCH_ENTRY > core.config.max_backlog_bytes {
-                drop(link);
-                tracing::warn!(peer = address, "dz: send failed: the peer's backlog is full");
-                bump(&core.stats.send_failed);
-                return;
-            }
-            None
-        }
-    };
+    let Ok(dial_epoch) = admit(core, address, &mut link, json.len() + wire::BATCH_ENTRY) else { return };
     let was_empty = link.out.is_empty();
     if !gather(core, &mut link, from, to, json) {
         if dial_epoch.is_some() {
