@@ -339,7 +339,7 @@ pub trait ErasedNode: Send + 'static {
         chain: Arc<[NodeId]>,
         message: Box<dyn Any + Send>,
     ) -> ErasedNodeFuture;
-    /// Whether the node has a `started` hook ([`Node::HAS_STARTED_HOOK`]).
+    /// Whether the node may have a `started` hook ([`Node::HAS_STARTED_HOOK`]).
     fn has_started_hook(&self) -> bool;
     /// Runs the node's `started` hook.
     fn started(&mut self, ctrl: &Arc<dyn MachineController>, id: &NodeId);

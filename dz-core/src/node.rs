@@ -45,10 +45,11 @@ pub trait Node: Serialize + DeserializeOwned + Send + Sized + 'static {
     /// gives the node back. Accepts every message, synchronous ones included.
     fn handle_async(self: Box<Self>, ctx: Context<'static, Self>, msg: Self::Message) -> NodeFuture<Self>;
 
-    /// Whether the node has a `started` hook (`#[started]`): a runtime may skip the start of a
-    /// node without one, which then takes messages as soon as it exists. `#[node]` sets it; a
-    /// hand-written `Node` that overrides [`Node::started`] must set it to `true`.
-    const HAS_STARTED_HOOK: bool = false;
+    /// Whether the node may have a `started` hook: when `false`, a runtime may skip the start of
+    /// the node, which then takes messages as soon as it exists. `#[node]` sets it to `false` for
+    /// a node without `#[started]`; the default, `true`, is always correct (a hand-written `Node`
+    /// that keeps the default [`Node::started`] may set it to `false` to save the start).
+    const HAS_STARTED_HOOK: bool = true;
 
     /// Called once, before the node's first message (`#[started]` in a `#[node]` impl).
     fn started(&mut self, ctx: &mut Context<'_, Self>) {

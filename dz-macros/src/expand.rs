@@ -326,9 +326,11 @@ impl<'a> Generator<'a> {
         let handle = self.handle_fn();
         let handle_async = self.handle_async_fn();
         let started = self.hook_fn(&self.node.started, quote!(started));
-        let has_started = started.is_some().then(|| {
+        // Without `#[started]` the runtime may skip the node's start (the trait's default says
+        // it may have one).
+        let has_started = started.is_none().then(|| {
             quote!(
-                const HAS_STARTED_HOOK: bool = true;
+                const HAS_STARTED_HOOK: bool = false;
             )
         });
         let stopping = self.hook_fn(&self.node.stopping, quote!(stopping));
