@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use async_executor::Executor;
 use dz_core::controller::{ErasedNode, NodeFactory};
-use dz_core::ids::new_id;
 use dz_core::rng::DetRng;
 use dz_core::Driver;
 use dz_core::{MachineHandle, MachineId, Node};
@@ -164,7 +163,7 @@ impl MachineBuilder {
             Some(id) => MachineId::from(id.as_str()),
             None => {
                 let salt = MachineId::from(address.to_string()).stable_hash();
-                MachineId::from(new_id("Machine", &mut DetRng::substream(seed, "machine", salt)))
+                MachineId::generate("Machine", &mut DetRng::substream(seed, "machine", salt))
             }
         };
         let handle = MachineHandle::new(id, address.to_string());
