@@ -177,18 +177,22 @@ impl<'a, N: Node> Context<'a, N> {
     /// Sending never fails here: delivery is at most once, and a message that cannot be delivered
     /// (the receiver is gone, its machine is down) is dropped and counted by the runtime.
     pub fn send<M: Node>(&mut self, to: &Handle<M>, msg: M::Message) {
-        self.send_raw(to.raw(), Box::new(msg));
+        self.send_raw(to.raw(), crate::node::Message::into_parcel(msg));
     }
 
     /// Sends `msg` to this node itself, behind the messages this node already sent itself.
     pub fn send_self(&mut self, msg: N::Message) {
         let me = self.handle_to_self_raw(self.id.as_ref().clone());
-        self.send_raw(&me, Box::new(msg));
+        self.send_raw(&me, crate::node::Message::into_parcel(msg));
     }
 
     /// Delivers `msg` to this node itself after `delay_ms`; cancel it with [`Context::cancel_timer`].
     pub fn send_after(&mut self, delay_ms: u64, msg: N::Message) -> TimerToken {
-        self.ctrl.schedule(&self.id, delay_ms.saturating_mul(1000), TimerMessage::Once(Box::new(msg)))
+        self.ctrl.schedule(
+            &self.id,
+            delay_ms.saturating_mul(1000),
+            TimerMessage::Once(crate::node::Message::into_parcel(msg)),
+        )
     }
 
     /// Delivers `make()` to this node itself every `period_ms` (the first after one period) until
@@ -197,7 +201,7 @@ impl<'a, N: Node> Context<'a, N> {
     /// A period of 0 is taken as 1 ms, so that a timer can never stall virtual time.
     pub fn send_every(&mut self, period_ms: u64, mut make: impl FnMut() -> N::Message + Send + 'static) -> TimerToken {
         let period_micros = period_ms.max(1).saturating_mul(1000);
-        let make = Box::new(move || Box::new(make()) as Box<dyn crate::controller::AnyMessage>);
+        let make = Box::new(move || crate::node::Message::into_parcel(make()));
         self.ctrl.schedule(&self.id, period_micros, TimerMessage::Every { period_micros, make })
     }
 
@@ -311,7 +315,7 @@ impl<'a, N: Node> Context<'a, N> {
         self.ctrl.create_task(&self.id, Box::pin(task(ctx)));
     }
 
-    pub(crate) fn send_raw(&mut self, to: &RawHandle, message: Box<dyn crate::controller::AnyMessage>) {
+    pub(crate) fn send_raw(&mut self, to: &RawHandle, message: crate::parcel::Parcel) {
         self.ctrl.send(Envelope { from: &self.id, to, message });
     }
 }

@@ -18,18 +18,19 @@ use crate::context::Context;
 use crate::handle::{MachineHandle, RawHandle, Transport};
 use crate::ids::NodeId;
 use crate::node::{Handled, Message, Node};
+use crate::parcel::Parcel;
 use crate::rng::DetRng;
 
 /// A boxed task future, as given to [`MachineController::create_task`].
 pub type TaskFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Makes the next message of a periodic timer.
-pub type MessageMaker = Box<dyn FnMut() -> Box<dyn AnyMessage> + Send + 'static>;
+pub type MessageMaker = Box<dyn FnMut() -> Parcel + Send + 'static>;
 
 /// What a timer delivers.
 pub enum TimerMessage {
     /// One message, once.
-    Once(Box<dyn AnyMessage>),
+    Once(Parcel),
     /// A message made anew every `period_micros`.
     Every {
         /// The period, in microseconds (at least 1).
@@ -117,7 +118,7 @@ pub struct Envelope<'a> {
     /// The receiving handle.
     pub to: &'a RawHandle,
     /// The message.
-    pub message: Box<dyn AnyMessage>,
+    pub message: Parcel,
 }
 
 impl fmt::Debug for Envelope<'_> {
@@ -323,13 +324,13 @@ pub trait ErasedNode: Send + 'static {
     /// # Errors
     ///
     /// [`DeliveryError::Decode`] when the JSON is not one of this node's messages.
-    fn decode_message(&self, json: &[u8]) -> Result<Box<dyn AnyMessage>, DeliveryError>;
+    fn decode_message(&self, json: &[u8]) -> Result<Parcel, DeliveryError>;
     /// Runs a synchronous handler, or gives an `async` handler's message back.
     ///
     /// # Errors
     ///
     /// [`DeliveryError::WrongMessageType`] when the message is not of this node's type.
-    fn handle(&mut self, call: Call<'_>, message: Box<dyn AnyMessage>) -> Result<ErasedHandled, DeliveryError>;
+    fn handle(&mut self, call: Call<'_>, message: Parcel) -> Result<ErasedHandled, DeliveryError>;
     /// Runs an `async` handler as a future that owns the node; `chain` is the message's
     /// delegation chain ([`Context::chain`]).
     fn handle_async(
@@ -349,22 +350,23 @@ pub trait ErasedNode: Send + 'static {
     fn as_any(&self) -> &dyn Any;
 }
 
-/// The node's own message type, moved out of its box; a message of another type is taken
+/// The node's own message type, taken out of its parcel; a message of another type is taken
 /// through JSON (a [`JsonMessage`] forwarded by the reliable layer, say), and is an error only if
 /// that does not decode as the node's message type.
-fn downcast_message<N: Node>(message: Box<dyn AnyMessage>) -> Result<Box<N::Message>, DeliveryError> {
-    if message.message_type_id() == TypeId::of::<N::Message>() {
-        // Checked just above, so the downcast cannot fail; the error arm only keeps this total.
-        return message.into_any().downcast::<N::Message>().map_err(|_| DeliveryError::WrongMessageType {
-            message: "a message whose type changed while it was checked",
-            node_type: N::TYPE_NAME,
-        });
+#[inline(always)]
+fn open_message<N: Node>(message: Parcel) -> Result<N::Message, DeliveryError> {
+    match message.take::<N::Message>() {
+        Ok(message) => Ok(message),
+        Err(other) => through_json::<N>(other),
     }
+}
+
+#[inline(never)]
+fn through_json<N: Node>(message: Parcel) -> Result<N::Message, DeliveryError> {
     let name = message.name();
     let json =
         message.to_json().map_err(|_| DeliveryError::WrongMessageType { message: name, node_type: N::TYPE_NAME })?;
     serde_json::from_slice::<N::Message>(&json)
-        .map(Box::new)
         .map_err(|source| DeliveryError::Decode { node_type: N::TYPE_NAME, source })
 }
 
@@ -430,21 +432,21 @@ impl<N: Node> ErasedNode for N {
         from_json::<N>
     }
 
-    fn decode_message(&self, json: &[u8]) -> Result<Box<dyn AnyMessage>, DeliveryError> {
+    fn decode_message(&self, json: &[u8]) -> Result<Parcel, DeliveryError> {
         match serde_json::from_slice::<N::Message>(json) {
-            Ok(m) => Ok(Box::new(m)),
+            Ok(m) => Ok(m.into_parcel()),
             Err(source) => Err(DeliveryError::Decode { node_type: N::TYPE_NAME, source }),
         }
     }
 
-    fn handle(&mut self, call: Call<'_>, message: Box<dyn AnyMessage>) -> Result<ErasedHandled, DeliveryError> {
-        let message = downcast_message::<N>(message)?;
+    fn handle(&mut self, call: Call<'_>, message: Parcel) -> Result<ErasedHandled, DeliveryError> {
+        let message = open_message::<N>(message)?;
         let ctx = Context::for_runtime(call.ctrl, call.id).with_chain(call.chain);
         let ctx = match call.rng {
             Some(rng) => ctx.with_rng(rng),
             None => ctx,
         };
-        Ok(dispatch(self, ctx, *message))
+        Ok(dispatch(self, ctx, message))
     }
 
     fn handle_async(

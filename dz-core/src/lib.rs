@@ -62,6 +62,9 @@
 //!   fields are the handler's arguments (`Ping { reply_to, n }`; a handler without arguments
 //!   gives a unit variant). It is what travels, as JSON when it leaves its machine.
 //! - `impl Node for Ponger`, whose dispatch is a `match` on that enum.
+//! - `impl Message for PongerMessage`: each message's name for traces, and how it travels with
+//!   its type erased ([`parcel`]): a variant with no fields, or with one field of a primitive
+//!   type (`u64`, `bool`, `f64`, ...), inline in one word with no allocation; any other boxed.
 //! - `PongerHandle`, the typed send methods that `Handle<Ponger>` dereferences to: one method per
 //!   handler, taking the caller's context and the handler's arguments. Because the handle
 //!   dereferences to an inherent type, calling them needs no import, and a message the node does
@@ -85,6 +88,7 @@ pub mod error;
 pub mod handle;
 pub mod ids;
 pub mod node;
+pub mod parcel;
 pub mod reliable;
 pub mod rng;
 pub mod security;
@@ -126,12 +130,13 @@ pub mod __private {
     pub use crate::controller::AnyMessage;
     pub use crate::handle::RESERVED_HANDLE_METHODS;
     pub use crate::node::{HandleApi, Handled, Message, Node, NodeFuture};
+    pub use crate::parcel::{InlineKind, InlineMessage, Parcel, Word};
     pub use crate::rng::stable_hash;
     pub use crate::{Context, RawHandle};
 
     /// Sends `msg` to the node of type `N` behind `to`, from the node of `ctx`.
     pub fn send<N: Node, C: Node>(ctx: &mut Context<'_, C>, to: &RawHandle, msg: N::Message) {
-        ctx.send_raw(to, Box::new(msg));
+        ctx.send_raw(to, Message::into_parcel(msg));
     }
 
     /// A handler argument travels in a message, so its type must be `Serialize`. The generated

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::handle::RawHandle;
+use crate::parcel::{InlineMessage, Parcel};
 
 /// A node: a small unit of state that handles one message at a time.
 ///
@@ -83,6 +84,21 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
     /// compile time.
     fn name_hash(&self) -> u64 {
         crate::rng::stable_hash(self.name().as_bytes())
+    }
+
+    /// The message as a [`Parcel`], to travel with its type erased: inline if its variant fits
+    /// one word, boxed otherwise. `#[node]` generates it (inline for a variant with no fields or
+    /// one field of a primitive type); the default boxes every message.
+    #[inline(always)]
+    fn into_parcel(self) -> Parcel {
+        Parcel::Boxed(Box::new(self))
+    }
+
+    /// The message back from what [`Message::into_parcel`] made inline (`None` for a variant
+    /// this type does not carry inline). `#[node]` generates it with `into_parcel`.
+    fn from_inline(inline: InlineMessage) -> Option<Self> {
+        let _ = inline;
+        None
     }
 }
 

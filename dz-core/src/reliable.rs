@@ -330,7 +330,7 @@ impl ReliableReceiver {
 
     fn forward(&mut self, ctx: &mut Context<'_, Self>, json: String) {
         self.stats.messages += 1;
-        ctx.send_raw(&self.target, Box::new(JsonMessage::new(json.into_bytes())));
+        ctx.send_raw(&self.target, crate::parcel::Parcel::boxed(Box::new(JsonMessage::new(json.into_bytes()))));
     }
 }
 

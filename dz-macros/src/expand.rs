@@ -211,6 +211,7 @@ impl<'a> Generator<'a> {
                 HASH
             })
         });
+        let (into_parcel, from_inline) = self.inline_fns();
         quote! {
             #[automatically_derived]
             impl #private::Message for #message {
@@ -225,8 +226,82 @@ impl<'a> Generator<'a> {
                         #(#hashes)*
                     }
                 }
+
+                #into_parcel
+                #from_inline
             }
         }
+    }
+
+    /// `fn into_parcel` and `fn from_inline` of `impl Message`: a variant without fields, or with
+    /// one field of a primitive type, travels inline in a `Parcel` (one word, no allocation);
+    /// any other is boxed. Variants are numbered by their handler's place in the block.
+    fn inline_fns(&self) -> (TokenStream, TokenStream) {
+        let Generator { private, message, msg, .. } = self;
+        let mut into_arms = Vec::new();
+        let mut from_arms = Vec::new();
+        let mut all_inline = true;
+        for (number, handler) in self.node.handlers.iter().enumerate() {
+            let args: Vec<_> = handler.args().collect();
+            let field = match args.as_slice() {
+                [] => None,
+                [(ident, ty)] if is_word_type(ty) => Some((*ident, self.owned_ty(ty))),
+                _ => {
+                    all_inline = false;
+                    continue;
+                }
+            };
+            let cfgs: Vec<_> = handler.cfgs().collect();
+            let variant = handler.variant();
+            let number = number as u32;
+            let name = format!("{}::{}", self.type_name, handler.ident().unraw());
+            let kind = quote! {
+                static KIND: #private::InlineKind = #private::InlineKind::new::<#message>(#number, #name);
+            };
+            match field {
+                None => {
+                    into_arms.push(quote!(#(#cfgs)* #message::#variant { .. } => {
+                        #kind
+                        #private::Parcel::Inline(#private::InlineMessage::new(&KIND, 0))
+                    }));
+                    from_arms.push(quote!(#(#cfgs)* #number => ::core::option::Option::Some(#message::#variant),));
+                }
+                Some((ident, ty)) => {
+                    into_arms.push(quote!(#(#cfgs)* #message::#variant { #ident } => {
+                        #kind
+                        #private::Parcel::Inline(#private::InlineMessage::new(&KIND, <#ty as #private::Word>::to_word(#ident)))
+                    }));
+                    from_arms.push(quote!(#(#cfgs)* #number => ::core::option::Option::Some(#message::#variant {
+                        #ident: <#ty as #private::Word>::from_word(#msg.word())
+                    }),));
+                }
+            }
+        }
+        let boxed = (!all_inline).then(|| {
+            quote! {
+                #[allow(unreachable_patterns)]
+                #msg => #private::Parcel::Boxed(#private::Box::new(#msg)),
+            }
+        });
+        let into_parcel = quote! {
+            #[inline]
+            fn into_parcel(self) -> #private::Parcel {
+                match self {
+                    #(#into_arms)*
+                    #boxed
+                }
+            }
+        };
+        let from_inline = quote! {
+            #[inline]
+            fn from_inline(#msg: #private::InlineMessage) -> ::core::option::Option<Self> {
+                match #msg.variant() {
+                    #(#from_arms)*
+                    _ => ::core::option::Option::None,
+                }
+            }
+        };
+        (into_parcel, from_inline)
     }
 
     /// `impl Debug for PongerMessage`: the message's name and its fields as JSON, which needs
@@ -486,6 +561,24 @@ impl<'a> Generator<'a> {
     /// node's name (spanned on the `Self` it replaces).
     fn owned_ty(&self, ty: &Type) -> TokenStream {
         replace_self(ty.to_token_stream(), self.node.ident)
+    }
+}
+
+/// Whether an argument of type `ty` travels inline in a `Parcel`: a primitive number, `bool` or
+/// `char`, named plainly (a path of one segment; what it names must implement dz-core's `Word`,
+/// as the primitives do).
+fn is_word_type(ty: &Type) -> bool {
+    const WORDS: &[&str] =
+        &["u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize", "bool", "char", "f32", "f64"];
+    match ty {
+        Type::Path(TypePath { qself: None, path }) => {
+            path.leading_colon.is_none()
+                && path.segments.len() == 1
+                && path.segments[0].arguments.is_none()
+                && WORDS.iter().any(|word| path.segments[0].ident == word)
+        }
+        Type::Paren(inner) => is_word_type(&inner.elem),
+        _ => false,
     }
 }
 

@@ -10,8 +10,9 @@ use std::time::Instant;
 
 use async_executor::Executor;
 use dz_core::controller::{
-    AnyMessage, Envelope, ErasedNode, MachineController, NodeFactory, SpawnRequest, TaskFuture, TimerMessage,
+    Envelope, ErasedNode, MachineController, NodeFactory, SpawnRequest, TaskFuture, TimerMessage,
 };
+use dz_core::parcel::Parcel;
 use dz_core::rng::DetRng;
 use dz_core::security::{LinkNonce, MachineSecret, NodeSecret, OpenError, SendLinks};
 use dz_core::{MachineHandle, NodeId, RawHandle, TimerToken, Transport};
@@ -146,7 +147,7 @@ impl Core {
     }
 
     /// Delivers a timer's message; `false` if its node is gone.
-    pub(crate) fn deliver_timer(&self, node: &NodeId, message: Box<dyn AnyMessage>) -> bool {
+    pub(crate) fn deliver_timer(&self, node: &NodeId, message: Parcel) -> bool {
         self.store.deliver(node, Letter::timer(message)).is_ok()
     }
 

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use dz_core::controller::AnyMessage;
 pub(crate) use dz_core::controller::Via;
+use dz_core::parcel::Parcel;
 use dz_core::{NodeId, Transport};
 
-/// A message waiting in a mailbox (32 bytes).
+/// A message waiting in a mailbox (40 bytes: a 24-byte [`Parcel`] and its transport).
 ///
 /// One from a node of this machine is its typed value and the transport it was sent through
 /// (one reference count: the handler reads the delegation chain from it, see
@@ -16,7 +16,7 @@ use dz_core::{NodeId, Transport};
 /// decoded by the worker that runs the node.
 pub(crate) enum Letter {
     Local {
-        message: Box<dyn AnyMessage>,
+        message: Parcel,
         via: Option<Transport>,
     },
     Remote(Box<RemoteLetter>),
@@ -24,7 +24,7 @@ pub(crate) enum Letter {
     /// entry `via` of the worker's table of transports (no reference count taken per letter).
     /// Made a `Local` letter again (the transport cloned) if it leaves the worker.
     Held {
-        message: Box<dyn AnyMessage>,
+        message: Parcel,
         via: u32,
     },
 }
@@ -43,12 +43,12 @@ pub(crate) struct RemoteLetter {
 
 impl Letter {
     /// A message from a node of this machine, sent through `via`.
-    pub(crate) fn local(message: Box<dyn AnyMessage>, via: &Transport) -> Self {
+    pub(crate) fn local(message: Parcel, via: &Transport) -> Self {
         Letter::Local { message, via: Some(via.clone()) }
     }
 
     /// A timer's message: no sender, an empty chain.
-    pub(crate) fn timer(message: Box<dyn AnyMessage>) -> Self {
+    pub(crate) fn timer(message: Parcel) -> Self {
         Letter::Local { message, via: None }
     }
 

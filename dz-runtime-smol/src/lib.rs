@@ -79,9 +79,11 @@
 //!   queue. Tasks made with `create_task` go through the same queue, and die with their node.
 //! - **Local messages** are moved into the receiver's mail as typed values: no serialising. A
 //!   message from a handler to a node its worker holds goes onto that node's mail on the worker's
-//!   side: no lock and no atomic operation. It costs the `Box` the context made for it, a look
-//!   through the held set, and a push onto a queue that grows only when fuller than ever before;
-//!   the letter (32 bytes) names its transport by an entry of the worker's table of transports
+//!   side: no lock and no atomic operation. It costs a look through the held set and a push onto
+//!   a queue that grows only when fuller than ever before; a message whose variant has no fields
+//!   or one field of a primitive type travels inline in its letter (a
+//!   [`Parcel`](dz_core::parcel::Parcel): no allocation at all), any other in one `Box`. The
+//!   letter (40 bytes) names its transport by an entry of the worker's table of transports
 //!   (so the handler can read the delegation chain, [`Context::chain`](dz_core::Context::chain))
 //!   instead of taking a reference count, and the machine's counters are added up on the worker
 //!   and published before any node is given back. A message to a node that is busy on another

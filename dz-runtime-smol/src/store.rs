@@ -17,7 +17,7 @@
 //! another; a thread that holds a shard may take the tasks' lock or the queue's, never the other
 //! way round, and no thread holds two shards at once.
 //!
-//! A mailbox is a `VecDeque` of 32-byte letters: a local message (its typed value and the
+//! A mailbox is a `VecDeque` of 40-byte letters: a local message (its typed value and the
 //! transport it came through), a message from afar (JSON, with its sender and chain), or a
 //! timer's. While a worker holds the node the mailbox's buffer is on the worker's side (the held
 //! mail), and letters from other threads collect in a fresh one in the slot until the worker
@@ -81,7 +81,8 @@
 //!
 //! ## What a local message costs
 //!
-//! A message from a handler to a node its worker holds: one `Box` (made by the context), a look
+//! A message from a handler to a node its worker holds: its parcel (inline for a variant with no
+//! fields or one primitive field, else one `Box`, made by the context), a look
 //! through the held set (at most four ids, compared by their kept hash first), and a push onto a
 //! `VecDeque` that grows only when fuller than ever before. Its transport is not cloned: the
 //! letter names an entry of the worker's transport table (one per chain the conversation used,

@@ -9,7 +9,8 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
-use dz_core::controller::{AnyMessage, TimerMessage};
+use dz_core::controller::TimerMessage;
+use dz_core::parcel::Parcel;
 use dz_core::NodeId;
 
 use crate::core::Core;
@@ -109,7 +110,7 @@ pub(crate) struct Timers {
 #[derive(Default)]
 pub(crate) struct Due {
     wakers: Vec<Waker>,
-    messages: Vec<(NodeId, u64, Box<dyn AnyMessage>)>,
+    messages: Vec<(NodeId, u64, Parcel)>,
 }
 
 impl Timers {

@@ -1,9 +1,10 @@
 //! What a node's calls through its context do to the world: sends (through the network's
 //! faults, between machines), spawns, terminations, and machine crashes and restarts.
 
-use crate::controller::{AnyMessage, ErasedNode};
+use crate::controller::ErasedNode;
 use crate::handle::MachineHandle;
 use crate::ids::NodeId;
+use crate::parcel::Parcel;
 
 use super::faults::Verdict;
 use super::tables::NodeState;
@@ -31,13 +32,7 @@ impl World {
     }
 
     #[inline(always)]
-    pub(crate) fn send(
-        &mut self,
-        from_machine: usize,
-        from: &NodeId,
-        to: &crate::RawHandle,
-        message: Box<dyn AnyMessage>,
-    ) {
+    pub(crate) fn send(&mut self, from_machine: usize, from: &NodeId, to: &crate::RawHandle, message: Parcel) {
         let Some(sender) = self.count_sent(from) else {
             // Only a node that has ended (a context kept past its node) has no slot.
             self.drop_message(from, to.id(), message.name(), "the sender has ended");
@@ -63,7 +58,7 @@ impl World {
         from_machine: usize,
         (sender, from): (usize, &NodeId),
         to: &crate::RawHandle,
-        message: Box<dyn AnyMessage>,
+        message: Parcel,
     ) {
         let to_id = to.id();
         let here = self.machines[from_machine].handle.id() == to.machine_id();
@@ -87,8 +82,8 @@ impl World {
                     };
                     self.stats.bytes_sent += bytes.len() as u64;
                     let chain = std::sync::Arc::clone(to.transport().shared_chain());
-                    let json =
-                        JsonPayload { name: message.name(), name_hash: message.name_hash(), chain, sealed, bytes };
+                    let (name, name_hash) = message.name_and_hash();
+                    let json = JsonPayload { name, name_hash, chain, sealed, bytes };
                     if let Some(tap) = &mut self.wiretap {
                         tap.push(WireFrame {
                             from: from.clone(),

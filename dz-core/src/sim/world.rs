@@ -16,11 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
 
-use crate::controller::{
-    AnyMessage, ErasedNode, ErasedNodeFuture, MachineController, NodeFactory, TaskFuture, TimerMessage, Via,
-};
+use crate::controller::{ErasedNode, ErasedNodeFuture, MachineController, NodeFactory, TaskFuture, TimerMessage, Via};
 use crate::handle::{MachineHandle, Transport};
 use crate::ids::{MachineId, NodeId};
+use crate::parcel::Parcel;
 use crate::rng::{BuildIdHasher, DetRng};
 use crate::security::{MachineSecret, NodeSecret, RecvLinks, SendLinks};
 
@@ -119,7 +118,7 @@ pub(crate) struct Handling {
     /// Whether the handler had `rng` (and it goes back to the slot with the node).
     pub(crate) lent_rng: bool,
     /// The message (`None` once handed to the handler).
-    pub(crate) message: Option<Box<dyn AnyMessage>>,
+    pub(crate) message: Option<Parcel>,
     /// Where its chain comes from.
     pub(crate) via: Via,
 }
@@ -159,7 +158,7 @@ pub(crate) enum Sender {
 /// A message on its way: typed within a machine, JSON between machines.
 pub(crate) enum Payload {
     /// With the transport it was sent through (`None` for a timer's message).
-    Local(Box<dyn AnyMessage>, Option<Transport>),
+    Local(Parcel, Option<Transport>),
     /// Boxed, so that the common local case keeps events small.
     Json(Box<JsonPayload>),
 }
@@ -784,7 +783,7 @@ impl World {
         index: usize,
         from: &Sender,
         node: Box<dyn ErasedNode>,
-        (message, via): (Box<dyn AnyMessage>, Via),
+        (message, via): (Parcel, Via),
         (name, name_hash): (&'static str, u64),
         handling: &mut Handling,
     ) -> Work {
@@ -823,7 +822,7 @@ impl World {
     /// dropped here, when they come due and find their node gone.
     /// The next message of the periodic timer `token`, which is queued again a period later.
     #[inline(never)]
-    fn fire_periodic(&mut self, token: u64) -> Option<Box<dyn AnyMessage>> {
+    fn fire_periodic(&mut self, token: u64) -> Option<Parcel> {
         let TimerMessage::Every { period_micros, make } = &mut self.timers.get_mut(token)?.message else {
             return None;
         };

@@ -12,7 +12,8 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
 
-use dz_core::controller::{AnyMessage, ErasedNode, ErasedNodeFuture};
+use dz_core::controller::{ErasedNode, ErasedNodeFuture};
+use dz_core::parcel::Parcel;
 use dz_core::{NodeId, Transport};
 
 use super::{Job, Runnable, Store, Trash, Undeliverable};
@@ -113,7 +114,7 @@ impl Local {
 
     /// A letter for held node `at`, sent through `via`: by the transport table if it can.
     #[inline(always)]
-    fn held_letter(&mut self, at: usize, via: &Transport, message: Box<dyn AnyMessage>) -> Letter {
+    fn held_letter(&mut self, at: usize, via: &Transport, message: Parcel) -> Letter {
         let chain = via.chain().as_ptr() as usize;
         let last = self.held[at].last_via;
         if self.via_chains.get(last) == Some(&chain) {
@@ -123,7 +124,7 @@ impl Local {
     }
 
     #[inline(never)]
-    fn held_letter_slow(&mut self, at: usize, via: &Transport, chain: usize, message: Box<dyn AnyMessage>) -> Letter {
+    fn held_letter_slow(&mut self, at: usize, via: &Transport, chain: usize, message: Parcel) -> Letter {
         let entry = match self.via_chains.iter().position(|&c| c == chain) {
             Some(entry) => entry,
             None if self.vias.len() < VIAS_MAX => {
@@ -213,12 +214,7 @@ impl Store {
     /// Counts a message sent by a node of this machine to another, and delivers it: into the
     /// mailbox a held node has on this worker if the receiver is one (no lock), else through the
     /// store.
-    pub(crate) fn send_local(
-        &self,
-        to: &NodeId,
-        via: &Transport,
-        message: Box<dyn AnyMessage>,
-    ) -> Result<(), Undeliverable> {
+    pub(crate) fn send_local(&self, to: &NodeId, via: &Transport, message: Parcel) -> Result<(), Undeliverable> {
         LOCAL.with(|local| match local.try_borrow_mut() {
             Ok(mut local) if local.store == self.addr() => {
                 let local = &mut *local;
@@ -251,7 +247,7 @@ impl Store {
         local: &mut Local,
         to: &NodeId,
         via: &Transport,
-        message: Box<dyn AnyMessage>,
+        message: Parcel,
     ) -> Result<(), Undeliverable> {
         let room = local.held.len() < HELD_MAX || local.evictable().is_some();
         if !room {
@@ -595,7 +591,7 @@ mod tests {
         merge_mail(slot, VecDeque::new());
         assert!(slot.extra.is_none(), "no mail, no box");
 
-        let letter = |n: u8| Letter::timer(Box::new(JsonMessage::new(vec![b'0' + n])));
+        let letter = |n: u8| Letter::timer(Parcel::boxed(Box::new(JsonMessage::new(vec![b'0' + n]))));
         slot.extra().mailbox.push_back(letter(2));
         merge_mail(slot, VecDeque::from([letter(0), letter(1)]));
         let order: Vec<_> = slot
