@@ -1,6 +1,5 @@
 //! [`Context`]: what a handler gets, and its only door to the world.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -25,51 +24,85 @@ use crate::rng::DetRng;
 ///
 /// Handlers take it as `ctx: &mut Context<Self>`.
 pub struct Context<'a, N> {
-    ctrl: Cow<'a, Arc<dyn MachineController>>,
-    id: Cow<'a, NodeId>,
+    place: Place<'a>,
     /// The node's own random stream, when the runtime lends it for one handler call (saving a
     /// round trip to the controller per draw); otherwise draws go through the controller.
     rng: Option<&'a mut DetRng>,
-    /// The delegation chain of the message being handled; empty in hooks, tasks and timers.
-    chain: Chain<'a>,
     _node: PhantomData<fn() -> N>,
 }
 
-/// A chain borrowed for one synchronous handler, or shared by an `async` one.
-enum Chain<'a> {
-    Borrowed(&'a [NodeId]),
-    Shared(Arc<[NodeId]>),
+/// Whose context it is, and where: borrowed for one synchronous handler call (the common case,
+/// kept to three references and no drop glue), or owned, for `async` handlers and tasks.
+enum Place<'a> {
+    Call {
+        ctrl: &'a Arc<dyn MachineController>,
+        id: &'a NodeId,
+        /// The delegation chain of the message being handled; empty in hooks and timers.
+        chain: &'a [NodeId],
+    },
+    Owned(Box<OwnedPlace>),
+}
+
+struct OwnedPlace {
+    ctrl: Arc<dyn MachineController>,
+    id: NodeId,
+    chain: Arc<[NodeId]>,
+}
+
+impl<N> Context<'_, N> {
+    /// The node's own id.
+    #[inline(always)]
+    pub fn id(&self) -> &NodeId {
+        match &self.place {
+            Place::Call { id, .. } => id,
+            Place::Owned(owned) => &owned.id,
+        }
+    }
+
+    /// The machine's controller.
+    #[inline(always)]
+    fn ctrl(&self) -> &Arc<dyn MachineController> {
+        match &self.place {
+            Place::Call { ctrl, .. } => ctrl,
+            Place::Owned(owned) => &owned.ctrl,
+        }
+    }
 }
 
 impl<N> fmt::Debug for Context<'_, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Context").field("node", &*self.id).field("machine", self.ctrl.machine()).finish_non_exhaustive()
+        f.debug_struct("Context")
+            .field("node", self.id())
+            .field("machine", self.ctrl().machine())
+            .finish_non_exhaustive()
     }
 }
 
 impl<'a, N: Node> Context<'a, N> {
     /// For runtimes: the context of node `id` on the machine behind `ctrl`, for one handler call.
     pub fn for_runtime(ctrl: &'a Arc<dyn MachineController>, id: &'a NodeId) -> Self {
-        Context {
-            ctrl: Cow::Borrowed(ctrl),
-            id: Cow::Borrowed(id),
-            rng: None,
-            chain: Chain::Borrowed(&[]),
-            _node: PhantomData,
-        }
+        Context { place: Place::Call { ctrl, id, chain: &[] }, rng: None, _node: PhantomData }
     }
 
     /// For runtimes: the same context, handling a message that came through a handle whose
     /// delegation chain is `chain`.
     pub fn with_chain(mut self, chain: &'a [NodeId]) -> Self {
-        self.chain = Chain::Borrowed(chain);
+        match &mut self.place {
+            Place::Call { chain: mine, .. } => *mine = chain,
+            Place::Owned(owned) => owned.chain = Arc::from(chain),
+        }
         self
     }
 
     /// For runtimes: [`Context::with_chain`] with a shared chain, for contexts that outlive the
     /// call (`async` handlers).
     pub fn with_shared_chain(mut self, chain: Arc<[NodeId]>) -> Self {
-        self.chain = Chain::Shared(chain);
+        match &mut self.place {
+            Place::Call { ctrl, id, .. } => {
+                self.place = Place::Owned(Box::new(OwnedPlace { ctrl: Arc::clone(ctrl), id: (*id).clone(), chain }));
+            }
+            Place::Owned(owned) => owned.chain = chain,
+        }
         self
     }
 
@@ -105,9 +138,9 @@ impl<'a, N: Node> Context<'a, N> {
     /// assert_eq!(sim.inspect(&audited, |a| a.senders.clone()), Some(vec![vec![sim.driver_id().clone()]]));
     /// ```
     pub fn chain(&self) -> &[NodeId] {
-        match &self.chain {
-            Chain::Borrowed(chain) => chain,
-            Chain::Shared(chain) => chain,
+        match &self.place {
+            Place::Call { chain, .. } => chain,
+            Place::Owned(owned) => &owned.chain,
         }
     }
 
@@ -118,24 +151,19 @@ impl<'a, N: Node> Context<'a, N> {
         self
     }
 
-    /// The node's own id.
-    pub fn id(&self) -> &NodeId {
-        &self.id
-    }
-
     /// The handle of the machine this node runs on.
     pub fn machine(&self) -> &MachineHandle {
-        self.ctrl.machine()
+        self.ctrl().machine()
     }
 
     /// Milliseconds since the machine's clock started; virtual time under the simulator.
     pub fn now_ms(&self) -> u64 {
-        self.ctrl.now_micros() / 1000
+        self.ctrl().now_micros() / 1000
     }
 
     /// Microseconds since the machine's clock started.
     pub fn now_micros(&self) -> u64 {
-        self.ctrl.now_micros()
+        self.ctrl().now_micros()
     }
 
     /// A future that completes `ms` milliseconds from now. In an `async` handler it holds the
@@ -167,8 +195,8 @@ impl<'a, N: Node> Context<'a, N> {
     /// assert_eq!(sim.inspect(&napper, |n| n.slept), Some(250));
     /// ```
     pub fn sleep_ms(&self, ms: u64) -> Sleep {
-        let deadline = self.ctrl.now_micros().saturating_add(ms.saturating_mul(1000));
-        Sleep { ctrl: Arc::clone(&self.ctrl), deadline, registered: false }
+        let deadline = self.ctrl().now_micros().saturating_add(ms.saturating_mul(1000));
+        Sleep { ctrl: Arc::clone(self.ctrl()), deadline, registered: false }
     }
 
     /// Sends `msg` to the node behind `to`. The generated methods (`handle.ping(ctx, 7)`) call
@@ -182,14 +210,14 @@ impl<'a, N: Node> Context<'a, N> {
 
     /// Sends `msg` to this node itself, behind the messages this node already sent itself.
     pub fn send_self(&mut self, msg: N::Message) {
-        let me = self.handle_to_self_raw(self.id.as_ref().clone());
+        let me = self.handle_to_self_raw(self.id().clone());
         self.send_raw(&me, crate::node::Message::into_parcel(msg));
     }
 
     /// Delivers `msg` to this node itself after `delay_ms`; cancel it with [`Context::cancel_timer`].
     pub fn send_after(&mut self, delay_ms: u64, msg: N::Message) -> TimerToken {
-        self.ctrl.schedule(
-            &self.id,
+        self.ctrl().schedule(
+            self.id(),
             delay_ms.saturating_mul(1000),
             TimerMessage::Once(crate::node::Message::into_parcel(msg)),
         )
@@ -202,20 +230,20 @@ impl<'a, N: Node> Context<'a, N> {
     pub fn send_every(&mut self, period_ms: u64, mut make: impl FnMut() -> N::Message + Send + 'static) -> TimerToken {
         let period_micros = period_ms.max(1).saturating_mul(1000);
         let make = Box::new(move || crate::node::Message::into_parcel(make()));
-        self.ctrl.schedule(&self.id, period_micros, TimerMessage::Every { period_micros, make })
+        self.ctrl().schedule(self.id(), period_micros, TimerMessage::Every { period_micros, make })
     }
 
     /// Cancels a timer made by [`Context::send_after`] or [`Context::send_every`]. Returns `false`
     /// if it had already fired (a one-shot timer) or was cancelled before.
     pub fn cancel_timer(&mut self, token: TimerToken) -> bool {
-        self.ctrl.cancel_timer(&self.id, token)
+        self.ctrl().cancel_timer(self.id(), token)
     }
 
     /// A fresh node id for a node of type `M`, to build a node's state before spawning it with
     /// [`Context::spawn_with_id`] (a parent handing a child a handle to itself needs the child's
     /// id first).
     pub fn reserve_id<M: Node>(&mut self) -> NodeId {
-        self.ctrl.new_id(M::TYPE_NAME)
+        self.ctrl().new_id(M::TYPE_NAME)
     }
 
     /// Spawns `node` on machine `on` and returns a handle for this node to send to it.
@@ -234,7 +262,7 @@ impl<'a, N: Node> Context<'a, N> {
     pub fn spawn_with_id<M: Node>(&mut self, id: NodeId, node: M, on: &MachineHandle) -> Handle<M> {
         let on_id = on.id().clone();
         let transport =
-            self.ctrl.spawn(&self.id, SpawnRequest { id: id.clone(), on: on.clone(), node: Box::new(node) });
+            self.ctrl().spawn(self.id(), SpawnRequest { id: id.clone(), on: on.clone(), node: Box::new(node) });
         let raw = RawHandle::new(id, M::TYPE_NAME, on_id, transport);
         Handle::typed(raw)
     }
@@ -242,13 +270,13 @@ impl<'a, N: Node> Context<'a, N> {
     /// Terminates the node behind `handle`: its `stopping` hook runs, its timers and tasks end,
     /// and later messages to it are dropped and counted.
     pub fn terminate<M: Node>(&mut self, handle: &Handle<M>) {
-        self.ctrl.terminate(&self.id, handle.raw());
+        self.ctrl().terminate(self.id(), handle.raw());
     }
 
     /// Terminates this node once the current handler returns.
     pub fn terminate_self(&mut self) {
-        let me = self.handle_to_self_raw(self.id.as_ref().clone());
-        self.ctrl.terminate(&self.id, &me);
+        let me = self.handle_to_self_raw(self.id().clone());
+        self.ctrl().terminate(self.id(), &me);
     }
 
     /// A handle to this node for the node `for_node` to use.
@@ -258,14 +286,14 @@ impl<'a, N: Node> Context<'a, N> {
     }
 
     fn handle_to_self_raw(&self, for_node: NodeId) -> RawHandle {
-        let transport = self.ctrl.new_transport(&self.id, &for_node);
-        RawHandle::new(self.id.as_ref().clone(), N::TYPE_NAME, self.ctrl.machine().id().clone(), transport)
+        let transport = self.ctrl().new_transport(self.id(), &for_node);
+        RawHandle::new(self.id().clone(), N::TYPE_NAME, self.ctrl().machine().id().clone(), transport)
     }
 
     /// Passes `handle`, which this node holds, on to `for_node`: the new handle reaches the same
     /// node, and its delegation chain records `for_node` after this node. No message is needed.
     pub fn transfer_handle<M: Node>(&mut self, handle: &Handle<M>, for_node: &NodeId) -> Handle<M> {
-        let transport = self.ctrl.transfer_transport(&self.id, handle.raw().transport(), for_node);
+        let transport = self.ctrl().transfer_transport(self.id(), handle.raw().transport(), for_node);
         Handle::typed(handle.raw().with_transport(transport))
     }
 
@@ -273,7 +301,7 @@ impl<'a, N: Node> Context<'a, N> {
     pub fn random_u64(&mut self) -> u64 {
         match &mut self.rng {
             Some(rng) => rng.next_u64(),
-            None => self.ctrl.random_u64(&self.id),
+            None => self.ctrl().random_u64(self.id()),
         }
     }
 
@@ -294,13 +322,13 @@ impl<'a, N: Node> Context<'a, N> {
 
     /// A new id `prefix_<12 characters>` (seeded under the simulator).
     pub fn new_id(&mut self, prefix: &str) -> NodeId {
-        self.ctrl.new_id(prefix)
+        self.ctrl().new_id(prefix)
     }
 
     /// `true` now and then when a simulation enables it, so that a node takes its rare paths in
     /// tests; always `false` on a real machine.
     pub fn buggify(&mut self) -> bool {
-        self.ctrl.buggify(&self.id)
+        self.ctrl().buggify(self.id())
     }
 
     /// Runs a task beside this node until it ends or the node does. The task gets a context of
@@ -311,12 +339,12 @@ impl<'a, N: Node> Context<'a, N> {
         F: FnOnce(Context<'static, N>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let ctx = Context::for_runtime_owned(Arc::clone(&self.ctrl), self.id.as_ref().clone());
-        self.ctrl.create_task(&self.id, Box::pin(task(ctx)));
+        let ctx = Context::for_runtime_owned(Arc::clone(self.ctrl()), self.id().clone());
+        self.ctrl().create_task(self.id(), Box::pin(task(ctx)));
     }
 
     pub(crate) fn send_raw(&mut self, to: &RawHandle, message: crate::parcel::Parcel) {
-        self.ctrl.send(Envelope { from: &self.id, to, message });
+        self.ctrl().send(Envelope { from: self.id(), to, message });
     }
 }
 
@@ -324,10 +352,8 @@ impl<N: Node> Context<'static, N> {
     /// For runtimes: a context that owns what it needs, for `async` handlers and tasks.
     pub fn for_runtime_owned(ctrl: Arc<dyn MachineController>, id: NodeId) -> Self {
         Context {
-            ctrl: Cow::Owned(ctrl),
-            id: Cow::Owned(id),
+            place: Place::Owned(Box::new(OwnedPlace { ctrl, id, chain: Arc::from(Vec::new()) })),
             rng: None,
-            chain: Chain::Borrowed(&[]),
             _node: PhantomData,
         }
     }

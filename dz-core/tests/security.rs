@@ -238,3 +238,47 @@ fn only_a_handle_that_opens_terminates_a_node_on_another_machine() {
     sim.run_until_idle();
     assert!(sim.inspect(&vault, |_| ()).is_none(), "terminated through its real handle");
 }
+
+/// Reads its context's chain and id in an `async` handler, before and after it sleeps, and in a
+/// task: contexts that own what they hold.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Sleeper {
+    seen: Vec<(String, Vec<NodeId>)>,
+}
+
+#[node]
+impl Sleeper {
+    #[handler]
+    async fn nap(&mut self, ctx: &mut Context<Self>) {
+        self.seen.push(("before".into(), ctx.chain().to_vec()));
+        ctx.sleep_ms(5).await;
+        self.seen.push(("after".into(), ctx.chain().to_vec()));
+        let me = ctx.id().clone();
+        ctx.create_task(move |mut task| async move {
+            assert_eq!(task.id(), &me);
+            assert!(task.chain().is_empty(), "a task's context has no chain");
+            task.send_self(SleeperMessage::Note { what: "task".into() });
+        });
+    }
+
+    #[handler]
+    fn note(&mut self, ctx: &mut Context<Self>, what: String) {
+        self.seen.push((what, ctx.chain().to_vec()));
+    }
+}
+
+#[test]
+fn an_async_handler_keeps_its_messages_chain_across_a_sleep() {
+    let mut sim = Simulation::new(21);
+    let machine = sim.add_machine();
+    let sleeper = sim.spawn(Sleeper::default(), &machine);
+    let relay = NodeId::new("Relay_for_the_test");
+    let passed_on = sim.transfer_handle(&sleeper, &relay);
+    passed_on.nap(&mut sim.driver());
+    sim.run_until_idle();
+    let chain = vec![sim.driver_id().clone(), relay];
+    let own = vec![sleeper.id().clone()];
+    let seen = sim.inspect(&sleeper, |s| s.seen.clone()).expect("the sleeper");
+    let expected = [("before", chain.clone()), ("after", chain), ("task", own)].map(|(what, c)| (what.to_string(), c));
+    assert_eq!(seen, expected);
+}
