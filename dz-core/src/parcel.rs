@@ -15,6 +15,30 @@
 //! rebuilt by the generated `match`, never reinterpreted from bytes. A receiver takes the message
 //! back only after checking the parcel's type ([`Parcel::take`]), against the kind's record of
 //! the type it was made by.
+//!
+//! ```
+//! use dz_core::parcel::Parcel;
+//! use dz_core::prelude::*;
+//! use dz_core::Message;
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Serialize, Deserialize)] pub struct Counter { total: u64 }
+//! #[node]
+//! impl Counter {
+//!     #[handler]
+//!     fn add(&mut self, n: u64) { self.total += n; }
+//!
+//!     #[handler]
+//!     fn rename(&mut self, name: String) { let _ = name; }
+//! }
+//!
+//! let add = CounterMessage::Add { n: 5 }.into_parcel();
+//! assert!(matches!(add, Parcel::Inline(_))); // one `u64`: no allocation
+//! assert_eq!(add.name(), "Counter::add");
+//! assert!(matches!(add.take::<CounterMessage>(), Ok(CounterMessage::Add { n: 5 })));
+//!
+//! let rename = CounterMessage::Rename { name: "c".into() }.into_parcel();
+//! assert!(matches!(rename, Parcel::Boxed(_))); // a `String`: boxed
+//! ```
 
 use std::any::TypeId;
 use std::fmt;
