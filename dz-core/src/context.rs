@@ -344,7 +344,10 @@ impl<'a, N: Node> Context<'a, N> {
     }
 
     pub(crate) fn send_raw(&mut self, to: &RawHandle, message: crate::parcel::Parcel) {
-        self.ctrl().send(Envelope { from: self.id(), to, message });
+        match message {
+            crate::parcel::Parcel::Inline(inline) => self.ctrl().send_inline(self.id(), to, inline),
+            message => self.ctrl().send(Envelope { from: self.id(), to, message }),
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use crate::context::Context;
 use crate::handle::{MachineHandle, RawHandle, Transport};
 use crate::ids::NodeId;
 use crate::node::{Handled, Message, Node};
-use crate::parcel::Parcel;
+use crate::parcel::{InlineMessage, Parcel};
 use crate::rng::DetRng;
 
 /// A boxed task future, as given to [`MachineController::create_task`].
@@ -63,6 +63,14 @@ pub trait MachineController: Send + Sync + 'static {
     /// Sends a message; never fails in the caller: a message that cannot be delivered is dropped
     /// and counted (delivery is at most once).
     fn send(&self, envelope: Envelope<'_>);
+
+    /// [`MachineController::send`] for a message carried inline ([`Parcel::Inline`]), which
+    /// arrives in two registers rather than in an [`Envelope`] in memory: a runtime may implement
+    /// it to write the message where it is kept straight from them. By default it sends the
+    /// envelope.
+    fn send_inline(&self, from: &NodeId, to: &RawHandle, message: InlineMessage) {
+        self.send(Envelope { from, to, message: Parcel::Inline(message) });
+    }
 
     /// Starts the node in `request` on `request.on`, as sent by node `from`, and returns the
     /// transport by which `from` reaches the new node.

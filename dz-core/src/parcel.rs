@@ -103,6 +103,11 @@ impl InlineMessage {
         InlineMessage { kind, word }
     }
 
+    /// The variant's kind.
+    pub fn kind(&self) -> &'static InlineKind {
+        self.kind
+    }
+
     /// The variant's number (what the generated [`Message::from_inline`] matches on).
     pub fn variant(&self) -> u32 {
         self.kind.variant

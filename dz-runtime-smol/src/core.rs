@@ -12,7 +12,7 @@ use async_executor::Executor;
 use dz_core::controller::{
     Envelope, ErasedNode, MachineController, NodeFactory, SpawnRequest, TaskFuture, TimerMessage,
 };
-use dz_core::parcel::Parcel;
+use dz_core::parcel::{InlineMessage, Parcel};
 use dz_core::rng::DetRng;
 use dz_core::security::{LinkNonce, MachineSecret, NodeSecret, OpenError, SendLinks};
 use dz_core::{MachineHandle, NodeId, RawHandle, TimerToken, Transport};
@@ -292,6 +292,43 @@ impl Core {
         }
     }
 
+    /// Sends the message `message` makes from `from` to the node behind `to`: into its mailbox if
+    /// it is here, else to its machine. Inlined into both ways in; the message is made only where
+    /// it is put (see `Store::send_local`).
+    #[inline(always)]
+    fn send_parcel(&self, from: &NodeId, to: &RawHandle, message: impl FnOnce() -> Parcel) {
+        let address = to.transport().address();
+        if self.is_local(to.machine_id(), address) {
+            if let Err(Undeliverable::NoSuchNode) = self.store.send_local(to.id(), to.transport(), message) {
+                tracing::debug!(to = %to.id(), "dz: dropped a message for a node that is not here");
+                bump(&self.stats.dropped_no_node);
+            }
+            return;
+        }
+        self.send_remote(from, to, message());
+    }
+
+    /// [`Core::send_parcel`] to another machine.
+    #[inline(never)]
+    fn send_remote(&self, from: &NodeId, to: &RawHandle, message: Parcel) {
+        let address = to.transport().address();
+        bump(&self.stats.sent_remote);
+        if self.config.sealing {
+            // Sealed in batches: the link gathers messages to one receiver through one handle.
+            match (message.to_json(), self.arc()) {
+                (Ok(json), Some(core)) => peer::send_sealed(&core, address, from, to, &json),
+                (Err(error), _) => {
+                    tracing::warn!(%address, %error, "dz: cannot encode a message; dropped");
+                    bump(&self.stats.send_failed);
+                }
+                (Ok(_), None) => bump(&self.stats.send_failed),
+            }
+            return;
+        }
+        let frame = message.to_json().and_then(|json| encode(|buf| wire::msg(buf, from, to.id(), &json)));
+        self.send_frame(address, frame, "message");
+    }
+
     /// Hands a frame for the machine at `address` to its link.
     fn send_frame(&self, address: &str, frame: Result<Vec<u8>, serde_json::Error>, what: &str) {
         match (frame, self.arc()) {
@@ -322,29 +359,15 @@ impl MachineController for Core {
 
     fn send(&self, envelope: Envelope<'_>) {
         let Envelope { from, to, message } = envelope;
-        let address = to.transport().address();
-        if self.is_local(to.machine_id(), address) {
-            if let Err(Undeliverable::NoSuchNode) = self.store.send_local(to.id(), to.transport(), message) {
-                tracing::debug!(to = %to.id(), "dz: dropped a message for a node that is not here");
-                bump(&self.stats.dropped_no_node);
-            }
-            return;
+        match message {
+            Parcel::Boxed(boxed) => self.send_parcel(from, to, move || Parcel::Boxed(boxed)),
+            inline => self.send_parcel(from, to, move || inline),
         }
-        bump(&self.stats.sent_remote);
-        if self.config.sealing {
-            // Sealed in batches: the link gathers messages to one receiver through one handle.
-            match (message.to_json(), self.arc()) {
-                (Ok(json), Some(core)) => peer::send_sealed(&core, address, from, to, &json),
-                (Err(error), _) => {
-                    tracing::warn!(%address, %error, "dz: cannot encode a message; dropped");
-                    bump(&self.stats.send_failed);
-                }
-                (Ok(_), None) => bump(&self.stats.send_failed),
-            }
-            return;
-        }
-        let frame = message.to_json().and_then(|json| encode(|buf| wire::msg(buf, from, to.id(), &json)));
-        self.send_frame(address, frame, "message");
+    }
+
+    fn send_inline(&self, from: &NodeId, to: &RawHandle, message: InlineMessage) {
+        let (kind, word) = (message.kind(), message.word());
+        self.send_parcel(from, to, move || Parcel::Inline(InlineMessage::new(kind, word)));
     }
 
     fn spawn(&self, from: &NodeId, request: SpawnRequest) -> Transport {

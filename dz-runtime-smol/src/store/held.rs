@@ -112,19 +112,22 @@ impl Local {
         self.held.iter().position(|held| held.hash == hash && *held.id == *id)
     }
 
-    /// A letter for held node `at`, sent through `via`: by the transport table if it can.
+    /// Puts a letter for held node `at`, sent through `via`, on its held mail: naming its
+    /// transport by the table if it can. The common case (the same transport as the last letter
+    /// to this node) builds the letter in its place in the mail.
     #[inline(always)]
-    fn held_letter(&mut self, at: usize, via: &Transport, message: Parcel) -> Letter {
+    fn push_held(&mut self, at: usize, via: &Transport, message: Parcel) {
         let chain = via.chain().as_ptr() as usize;
         let last = self.held[at].last_via;
         if self.via_chains.get(last) == Some(&chain) {
-            return Letter::Held { message, via: last as u32 };
+            self.held[at].mail.push_back(Letter::Held { message, via: last as u32 });
+            return;
         }
-        self.held_letter_slow(at, via, chain, message)
+        self.push_held_slow(at, via, chain, message);
     }
 
     #[inline(never)]
-    fn held_letter_slow(&mut self, at: usize, via: &Transport, chain: usize, message: Parcel) -> Letter {
+    fn push_held_slow(&mut self, at: usize, via: &Transport, chain: usize, message: Parcel) {
         let entry = match self.via_chains.iter().position(|&c| c == chain) {
             Some(entry) => entry,
             None if self.vias.len() < VIAS_MAX => {
@@ -132,10 +135,10 @@ impl Local {
                 self.via_chains.push(chain);
                 self.vias.len() - 1
             }
-            None => return Letter::local(message, via),
+            None => return self.held[at].mail.push_back(Letter::local(message, via)),
         };
         self.held[at].last_via = entry;
-        Letter::Held { message, via: entry as u32 }
+        self.held[at].mail.push_back(Letter::Held { message, via: entry as u32 });
     }
 
     /// Puts the transport the running turn took out back in its entry (or drops it: it was a
@@ -214,21 +217,31 @@ impl Store {
     /// Counts a message sent by a node of this machine to another, and delivers it: into the
     /// mailbox a held node has on this worker if the receiver is one (no lock), else through the
     /// store.
-    pub(crate) fn send_local(&self, to: &NodeId, via: &Transport, message: Parcel) -> Result<(), Undeliverable> {
+    ///
+    /// The message is made by `message` only where it is put, from the two words it came in (an
+    /// inline message's, or a box's): a parcel is not carried through the layers above as a
+    /// value in memory, each copy of which reads what was just written (a stall on the hot
+    /// path).
+    #[inline(always)]
+    pub(crate) fn send_local(
+        &self,
+        to: &NodeId,
+        via: &Transport,
+        message: impl FnOnce() -> Parcel,
+    ) -> Result<(), Undeliverable> {
         LOCAL.with(|local| match local.try_borrow_mut() {
             Ok(mut local) if local.store == self.addr() => {
                 let local = &mut *local;
                 local.sent_local += 1;
                 if let Some(at) = local.find(to) {
-                    let letter = local.held_letter(at, via, message);
-                    local.held[at].mail.push_back(letter);
+                    local.push_held(at, via, message());
                     return Ok(());
                 }
-                self.deliver_from_worker(local, to, via, message)
+                self.deliver_from_worker(local, to, via, message())
             }
             _ => {
                 self.stats.sent_local.bump();
-                self.deliver_to_store(to, Letter::local(message, via))
+                self.deliver_to_store(to, Letter::local(message(), via))
             }
         })
     }
@@ -277,8 +290,7 @@ impl Store {
         self.drain_if_poked(local);
         local.held.push(Held { key, hash: to.stable_hash(), id, node: Some(node), mail, stop: false, last_via: NONE });
         let at = local.held.len() - 1;
-        let letter = local.held_letter(at, via, message);
-        local.held[at].mail.push_back(letter);
+        local.push_held(at, via, message);
         Ok(())
     }
 
