@@ -80,12 +80,14 @@ impl<N> fmt::Debug for Context<'_, N> {
 
 impl<'a, N: Node> Context<'a, N> {
     /// For runtimes: the context of node `id` on the machine behind `ctrl`, for one handler call.
+    #[inline(always)]
     pub fn for_runtime(ctrl: &'a Arc<dyn MachineController>, id: &'a NodeId) -> Self {
         Context { place: Place::Call { ctrl, id, chain: &[] }, rng: None, _node: PhantomData }
     }
 
     /// For runtimes: the same context, handling a message that came through a handle whose
     /// delegation chain is `chain`.
+    #[inline(always)]
     pub fn with_chain(mut self, chain: &'a [NodeId]) -> Self {
         match &mut self.place {
             Place::Call { chain: mine, .. } => *mine = chain,
@@ -146,6 +148,7 @@ impl<'a, N: Node> Context<'a, N> {
 
     /// For runtimes: the same context, drawing random numbers from `rng`, the node's own stream,
     /// lent for this call.
+    #[inline(always)]
     pub fn with_rng(mut self, rng: &'a mut DetRng) -> Self {
         self.rng = Some(rng);
         self

@@ -339,6 +339,13 @@ pub trait ErasedNode: Send + 'static {
     ///
     /// [`DeliveryError::WrongMessageType`] when the message is not of this node's type.
     fn handle(&mut self, call: Call<'_>, message: Parcel) -> Result<ErasedHandled, DeliveryError>;
+    /// [`ErasedNode::handle`] for a message carried inline, which arrives in two registers rather
+    /// than as a [`Parcel`] in memory (a runtime that has the two words at hand saves a copy).
+    ///
+    /// # Errors
+    ///
+    /// As [`ErasedNode::handle`].
+    fn handle_inline(&mut self, call: Call<'_>, message: InlineMessage) -> Result<ErasedHandled, DeliveryError>;
     /// Runs an `async` handler as a future that owns the node; `chain` is the message's
     /// delegation chain ([`Context::chain`]).
     fn handle_async(
@@ -416,7 +423,13 @@ impl AnyMessage for JsonMessage {
     }
 }
 
-fn dispatch<N: Node>(node: &mut N, mut ctx: Context<'_, N>, message: N::Message) -> ErasedHandled {
+#[inline(always)]
+fn dispatch<N: Node>(node: &mut N, call: Call<'_>, message: N::Message) -> ErasedHandled {
+    let ctx = Context::for_runtime(call.ctrl, call.id).with_chain(call.chain);
+    let mut ctx = match call.rng {
+        Some(rng) => ctx.with_rng(rng),
+        None => ctx,
+    };
     match Node::handle(node, &mut ctx, message) {
         Handled::Done => ErasedHandled::Done,
         Handled::Async(m) => ErasedHandled::Async(Box::new(m)),
@@ -449,12 +462,19 @@ impl<N: Node> ErasedNode for N {
 
     fn handle(&mut self, call: Call<'_>, message: Parcel) -> Result<ErasedHandled, DeliveryError> {
         let message = open_message::<N>(message)?;
-        let ctx = Context::for_runtime(call.ctrl, call.id).with_chain(call.chain);
-        let ctx = match call.rng {
-            Some(rng) => ctx.with_rng(rng),
-            None => ctx,
+        Ok(dispatch(self, call, message))
+    }
+
+    fn handle_inline(&mut self, call: Call<'_>, message: InlineMessage) -> Result<ErasedHandled, DeliveryError> {
+        let opened = match message.is::<N::Message>() {
+            true => N::Message::from_inline(message),
+            false => None,
         };
-        Ok(dispatch(self, ctx, message))
+        let message = match opened {
+            Some(message) => message,
+            None => through_json::<N>(Parcel::Inline(message))?,
+        };
+        Ok(dispatch(self, call, message))
     }
 
     fn handle_async(

@@ -103,6 +103,12 @@ impl InlineMessage {
         InlineMessage { kind, word }
     }
 
+    /// Whether the message is of type `M` (not through JSON: its own type).
+    #[inline]
+    pub fn is<M: Message>(&self) -> bool {
+        (self.kind.type_id)() == TypeId::of::<M>()
+    }
+
     /// The variant's kind.
     pub fn kind(&self) -> &'static InlineKind {
         self.kind

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use dz_core::controller::{Call, ErasedHandled, ErasedNode, ErasedNodeFuture, MachineController};
+use dz_core::parcel::Parcel;
 use dz_core::{NodeId, Transport};
 
 use crate::core::Core;
@@ -210,7 +211,11 @@ fn handle(
         (None, None) => &[],
     };
     let call = Call { ctrl, id, chain, rng: None };
-    match catch_unwind(AssertUnwindSafe(|| node.handle(call, message))) {
+    let handled = catch_unwind(AssertUnwindSafe(|| match message {
+        Parcel::Inline(inline) => node.handle_inline(call, inline),
+        message => node.handle(call, message),
+    }));
+    match handled {
         Ok(Ok(ErasedHandled::Done)) => Some((node, via)),
         Ok(Ok(ErasedHandled::Async(message))) => {
             let shared = match (&via, remote_chain) {

@@ -375,10 +375,16 @@ impl Store {
     /// `back` is the running node, if its code ended normally: it is held again first (as by
     /// [`Store::resume`]).
     pub(crate) fn next_turn(&self, back: Option<(Box<dyn ErasedNode>, Option<Transport>)>) -> Option<Turn> {
+        // Taken apart before the closure: moved into it whole, the pair was copied through the
+        // stack with wide loads of what had just been written (a stall on every turn).
+        let (node, via) = match back {
+            Some((node, via)) => (Some(node), via),
+            None => (None, None),
+        };
         LOCAL.with(|local| {
             let mut local = local.borrow_mut();
             let local = &mut *local;
-            if let Some((node, via)) = back {
+            if let Some(node) = node {
                 local.put_via(via);
                 self.hold_again(local, node);
             }
