@@ -118,14 +118,16 @@ impl Local {
     #[inline(always)]
     fn push_held(&mut self, at: usize, via: &Transport, message: Parcel) {
         let chain = via.chain().as_ptr() as usize;
-        let last = self.held[at].last_via;
-        if self.via_chains.get(last) == Some(&chain) {
-            self.held[at].mail.push_back(Letter::Held { message, via: last as u32 });
+        let held = &mut self.held[at];
+        let last = held.last_via;
+        if self.via_chains.get(last) == Some(&chain) && held.mail.len() < held.mail.capacity() {
+            held.mail.push_back(Letter::Held { message, via: last as u32 });
             return;
         }
         self.push_held_slow(at, via, chain, message);
     }
 
+    #[cold]
     #[inline(never)]
     fn push_held_slow(&mut self, at: usize, via: &Transport, chain: usize, message: Parcel) {
         let entry = match self.via_chains.iter().position(|&c| c == chain) {
