@@ -90,6 +90,21 @@ impl InlineKind {
     }
 }
 
+impl InlineKind {
+    /// Whether this kind was made for message type `M`.
+    ///
+    /// The kind keeps `TypeId::of::<M>` as a function. The same function at the same address is
+    /// `M`'s for sure (the instances for two types return different constants, so they are never
+    /// merged), which settles the common case without a call and without reading a 16-byte
+    /// `TypeId` back from memory; a different address may still be `M`'s (an instance can be
+    /// duplicated across codegen units), so then the two `TypeId`s are compared.
+    #[inline(always)]
+    fn is<M: Message>(&self) -> bool {
+        let theirs: fn() -> TypeId = TypeId::of::<M>;
+        self.type_id as usize == theirs as usize || (self.type_id)() == TypeId::of::<M>()
+    }
+}
+
 fn inline_to_json<M: Message>(inline: InlineMessage) -> Result<Vec<u8>, serde_json::Error> {
     match M::from_inline(inline) {
         Some(message) => serde_json::to_vec(&message),
@@ -106,7 +121,7 @@ impl InlineMessage {
     /// Whether the message is of type `M` (not through JSON: its own type).
     #[inline]
     pub fn is<M: Message>(&self) -> bool {
-        (self.kind.type_id)() == TypeId::of::<M>()
+        self.kind.is::<M>()
     }
 
     /// The variant's kind.
@@ -263,9 +278,7 @@ impl Parcel {
     #[inline]
     pub fn take<M: Message>(self) -> Result<M, Parcel> {
         match self {
-            Parcel::Inline(inline) if (inline.kind.type_id)() == TypeId::of::<M>() => {
-                M::from_inline(inline).ok_or(self)
-            }
+            Parcel::Inline(inline) if inline.kind.is::<M>() => M::from_inline(inline).ok_or(self),
             Parcel::Boxed(message) if message.message_type_id() == TypeId::of::<M>() => {
                 let name = message.name();
                 match message.into_any().downcast::<M>() {
