@@ -91,6 +91,11 @@ impl InlineKind {
 }
 
 impl InlineKind {
+    /// The variant's name (`NodeType::handler`).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// Whether this kind was made for message type `M`.
     ///
     /// The kind keeps `TypeId::of::<M>` as a function. The same function at the same address is

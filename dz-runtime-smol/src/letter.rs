@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use dz_core::controller::AnyMessage;
 pub(crate) use dz_core::controller::Via;
-use dz_core::parcel::Parcel;
+use dz_core::parcel::{InlineMessage, Parcel};
 use dz_core::{NodeId, Transport};
 
-/// A message waiting in a mailbox (40 bytes: a 24-byte [`Parcel`] and its transport).
+/// A message waiting in a mailbox (32 bytes: a 24-byte [`Parcel`] and its transport).
 ///
 /// One from a node of this machine is its typed value and the transport it was sent through
 /// (one reference count: the handler reads the delegation chain from it, see
@@ -21,12 +22,44 @@ pub(crate) enum Letter {
     },
     Remote(Box<RemoteLetter>),
     /// Only in the mail a worker keeps for a node it holds: a local letter whose transport is
-    /// entry `via` of the worker's table of transports (no reference count taken per letter).
+    /// an entry of the worker's table of transports (no reference count taken per letter).
     /// Made a `Local` letter again (the transport cloned) if it leaves the worker.
-    Held {
-        message: Parcel,
-        via: u32,
-    },
+    Held(HeldLetter),
+}
+
+/// A [`Letter::Held`]: its message and the entry of its transport in the worker's table. Kept as
+/// an enum of its own (not a [`Parcel`] beside the entry), so that it fits beside the tag of the
+/// parcel in [`Letter::Local`] and a letter stays 32 bytes.
+pub(crate) enum HeldLetter {
+    Inline(InlineMessage, u32),
+    Boxed(Box<dyn AnyMessage>, u32),
+}
+
+impl HeldLetter {
+    /// `message`, sent through entry `via` of the table.
+    #[inline(always)]
+    pub(crate) fn new(message: Parcel, via: u32) -> Self {
+        match message {
+            Parcel::Inline(inline) => HeldLetter::Inline(inline, via),
+            Parcel::Boxed(boxed) => HeldLetter::Boxed(boxed, via),
+        }
+    }
+
+    /// The message and the entry.
+    #[inline(always)]
+    pub(crate) fn into_parts(self) -> (Parcel, u32) {
+        match self {
+            HeldLetter::Inline(inline, via) => (Parcel::Inline(inline), via),
+            HeldLetter::Boxed(boxed, via) => (Parcel::Boxed(boxed), via),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            HeldLetter::Inline(inline, _) => inline.kind().name(),
+            HeldLetter::Boxed(boxed, _) => boxed.name(),
+        }
+    }
 }
 
 /// What the logs say for the sender of a local letter.
@@ -55,7 +88,8 @@ impl Letter {
     /// The message's name, for logs.
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            Letter::Local { message, .. } | Letter::Held { message, .. } => message.name(),
+            Letter::Local { message, .. } => message.name(),
+            Letter::Held(held) => held.name(),
             Letter::Remote(_) => "(from the network)",
         }
     }
@@ -63,7 +97,7 @@ impl Letter {
     /// The sender, for logs: its id if the letter came from afar.
     pub(crate) fn sender(&self) -> &str {
         match self {
-            Letter::Local { .. } | Letter::Held { .. } => LOCAL_SENDER,
+            Letter::Local { .. } | Letter::Held(_) => LOCAL_SENDER,
             Letter::Remote(remote) => remote.from.as_str(),
         }
     }

@@ -83,7 +83,7 @@
 //!   a queue that grows only when fuller than ever before; a message whose variant has no fields
 //!   or one field of a primitive type travels inline in its letter (a
 //!   [`Parcel`](dz_core::parcel::Parcel): no allocation at all), any other in one `Box`. The
-//!   letter (40 bytes) names its transport by an entry of the worker's table of transports
+//!   letter (32 bytes) names its transport by an entry of the worker's table of transports
 //!   (so the handler can read the delegation chain, [`Context::chain`](dz_core::Context::chain))
 //!   instead of taking a reference count, and the machine's counters are added up on the worker
 //!   and published before any node is given back. A message to a node that is busy on another

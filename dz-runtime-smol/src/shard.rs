@@ -209,8 +209,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_slot_is_72_bytes_and_a_letter_40() {
+    fn a_slot_is_72_bytes_and_a_letter_32() {
         assert_eq!(std::mem::size_of::<Slot>(), 72);
-        assert_eq!(std::mem::size_of::<Letter>(), 40);
+        assert_eq!(std::mem::size_of::<Letter>(), 32);
     }
 }

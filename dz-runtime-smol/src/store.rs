@@ -17,7 +17,7 @@
 //! another; a thread that holds a shard may take the tasks' lock or the queue's, never the other
 //! way round, and no thread holds two shards at once.
 //!
-//! A mailbox is a `VecDeque` of 40-byte letters: a local message (its typed value and the
+//! A mailbox is a `VecDeque` of 32-byte letters: a local message (its typed value and the
 //! transport it came through), a message from afar (JSON, with its sender and chain), or a
 //! timer's. While a worker holds the node the mailbox's buffer is on the worker's side (the held
 //! mail), and letters from other threads collect in a fresh one in the slot until the worker

@@ -203,7 +203,7 @@ fn handle(
             }
         },
         // Made `Local` by the turn; never here.
-        Letter::Held { message, .. } => (message, None, None, None),
+        Letter::Held(held) => (held.into_parts().0, None, None, None),
     };
     let chain: &[NodeId] = match (&via, &remote_chain) {
         (Some(t), _) => t.chain(),

@@ -18,7 +18,7 @@ use dz_core::{NodeId, Transport};
 
 use super::{Job, Runnable, Store, Trash, Undeliverable};
 use crate::index::shard_of;
-use crate::letter::Letter;
+use crate::letter::{HeldLetter, Letter};
 use crate::shard::{Key, Shard, Slot, State};
 
 /// The most nodes a worker holds at once. Small: a held node with mail waits for this worker,
@@ -121,7 +121,7 @@ impl Local {
         let held = &mut self.held[at];
         let last = held.last_via;
         if self.via_chains.get(last) == Some(&chain) && held.mail.len() < held.mail.capacity() {
-            held.mail.push_back(Letter::Held { message, via: last as u32 });
+            held.mail.push_back(Letter::Held(HeldLetter::new(message, last as u32)));
             return;
         }
         self.push_held_slow(at, via, chain, message);
@@ -140,7 +140,7 @@ impl Local {
             None => return self.held[at].mail.push_back(Letter::local(message, via)),
         };
         self.held[at].last_via = entry;
-        self.held[at].mail.push_back(Letter::Held { message, via: entry as u32 });
+        self.held[at].mail.push_back(Letter::Held(HeldLetter::new(message, entry as u32)));
     }
 
     /// Puts the transport the running turn took out back in its entry (or drops it: it was a
@@ -157,13 +157,14 @@ impl Local {
     /// `mail`, leaving the worker: its table letters become plain local letters (in place, in
     /// order).
     fn unhold(&self, mut mail: VecDeque<Letter>) -> VecDeque<Letter> {
-        if !mail.iter().any(|letter| matches!(letter, Letter::Held { .. })) {
+        if !mail.iter().any(|letter| matches!(letter, Letter::Held(_))) {
             return mail;
         }
         for _ in 0..mail.len() {
             let Some(letter) = mail.pop_front() else { break };
             mail.push_back(match letter {
-                Letter::Held { message, via } => {
+                Letter::Held(held) => {
+                    let (message, via) = held.into_parts();
                     Letter::Local { message, via: self.vias.get(via as usize).cloned().flatten() }
                 }
                 other => other,
@@ -409,7 +410,8 @@ impl Store {
                         return Some(Turn::Stop { key: held.key, id: Rc::clone(&held.id), node });
                     }
                     let letter = match held.mail.pop_front()? {
-                        Letter::Held { message, via } => {
+                        Letter::Held(held) => {
+                            let (message, via) = held.into_parts();
                             let via = via as usize;
                             local.via_out = via;
                             Letter::Local { message, via: local.vias.get_mut(via).and_then(Option::take) }
