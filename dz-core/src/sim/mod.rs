@@ -97,6 +97,9 @@ mod tables;
 pub mod trace;
 mod world;
 
+#[cfg(test)]
+mod tests;
+
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
