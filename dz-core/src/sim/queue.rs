@@ -172,10 +172,15 @@ impl<E> EventQueue<E> {
         }
     }
 
-    /// Moves on to the next instant that has events, ordering its bucket; `false` if none has.
+    /// Moves on to the next instant that has events, if it is due by `until` (inclusive),
+    /// ordering its bucket; `false` if there is none.
     #[inline(never)]
-    fn next_instant(&mut self) -> bool {
+    fn next_instant(&mut self, until: Option<u64>) -> bool {
         self.unstage();
+        match self.later.first_key_value() {
+            Some((&micros, _)) if until.map_or(true, |u| micros <= u) => {}
+            _ => return false,
+        }
         let Some((micros, mut bucket)) = self.later.pop_first() else { return false };
         self.now = micros;
         // One instant: order by key, then insertion, the next one last.
@@ -184,8 +189,17 @@ impl<E> EventQueue<E> {
         true
     }
 
+    /// The next event, whenever it is due.
+    #[cfg(test)]
     pub(crate) fn pop(&mut self) -> Option<(Due, Popped<E>)> {
-        if self.current.is_empty() && !self.next_instant() {
+        self.pop_by(None)
+    }
+
+    /// [`EventQueue::pop`], if the next event is due by `until` (inclusive; the current instant
+    /// always is).
+    #[inline(always)]
+    pub(crate) fn pop_by(&mut self, until: Option<u64>) -> Option<(Due, Popped<E>)> {
+        if self.current.is_empty() && !self.next_instant(until) {
             return None;
         }
         let entry = self.current.pop()?;
@@ -378,9 +392,9 @@ mod tests {
     }
 
     /// The queue against a sorted reference: pushes (for now, for earlier, for later, with keys
-    /// spread or shared, slab events and direct values) interleave with pops, and every pop gives
-    /// the least (time, key, insertion) pending, with an event pushed for a time already past
-    /// due at the current instant.
+    /// spread or shared, slab events and direct values) interleave with pops (some bounded by a
+    /// time), and every pop gives the least (time, key, insertion) pending, or nothing if that is
+    /// past the bound, with an event pushed for a time already past due at the current instant.
     #[test]
     fn pops_match_a_sorted_reference_whatever_the_mix_of_pushes() {
         use std::collections::BTreeSet;
@@ -406,11 +420,16 @@ mod tests {
                     reference.insert((micros.max(now), key, seq));
                     seq += 1;
                 } else {
-                    let expected = reference.pop_first();
-                    let popped = q.pop().map(|(due, popped)| match popped {
+                    // Bounded by a time not before the current instant, as a run is.
+                    let until = (rng.below(2) == 0).then(|| now + rng.below(4));
+                    let expected = match reference.first() {
+                        Some(&(micros, ..)) if until.map_or(true, |u| micros <= u) => reference.pop_first(),
+                        _ => None,
+                    };
+                    let popped = q.pop_by(until).map(|(due, popped)| match popped {
                         Popped::Event(v) | Popped::Direct(v) => (due.micros, due.key, v),
                     });
-                    assert_eq!(popped, expected, "seed {seed}");
+                    assert_eq!(popped, expected, "seed {seed}, until {until:?}");
                     if let Some((micros, ..)) = expected {
                         now = micros;
                     }

@@ -597,40 +597,57 @@ impl World {
     /// node code, and returns that work; `None` when no event is due by then.
     pub(crate) fn next_work(&mut self, until: Option<u64>, handling: &mut Handling) -> Option<Work> {
         loop {
-            let next = self.queue.peek_micros()?;
-            if until.is_some_and(|u| next > u) {
-                return None;
-            }
-            let (due, popped) = self.queue.pop()?;
+            let (due, popped) = self.queue.pop_by(until)?;
             self.now = self.now.max(due.micros);
             self.stats.events += 1;
-            let work = match popped {
-                Popped::Direct(token) => self.fire_timer(token, handling),
-                Popped::Event(event) => self.on_event(event, handling),
+            // The common cases, kept small and in one path: a timer's message, or a message
+            // within a machine to a node found by slot when it was sent.
+            let (index, from, message, transport) = match popped {
+                Popped::Direct(token) => match self.fire_timer(token) {
+                    Some((node, message)) => (node, node, message, None),
+                    None => continue,
+                },
+                Popped::Event(Event::Deliver {
+                    from,
+                    to: Target::Slot(index),
+                    machine,
+                    payload: Payload::Local(message, transport),
+                }) if machine == self.nodes.slots[index].machine => (index, from, message, transport),
+                Popped::Event(event) => match self.on_other_event(event, handling) {
+                    Some(work) => return Some(work),
+                    None => continue,
+                },
             };
-            if work.is_some() {
-                return work;
-            }
+            let slot = &mut self.nodes.slots[index];
+            let NodeState::Idle(_) = slot.state else {
+                // Busy or gone: the message waits in the mailbox, or is dropped.
+                let payload = Payload::Local(message, transport);
+                match self.deliver_to_slot(index, Sender::Slot(from), payload, handling) {
+                    Some(work) => return Some(work),
+                    None => continue,
+                }
+            };
+            let NodeState::Idle(node) = std::mem::replace(&mut slot.state, NodeState::Busy) else {
+                unreachable!("checked just above")
+            };
+            self.nodes.last.set(index);
+            let name = message.name_and_hash();
+            let via = transport.map_or(Via::Timer, Via::Transport);
+            return Some(self.hand_over(index, &Sender::Slot(from), node, (message, via), name, handling));
         }
     }
 
-    #[inline(always)]
-    fn on_event(&mut self, event: Event, handling: &mut Handling) -> Option<Work> {
+    /// [`World::next_work`] for every event but a message within a machine to a node found by
+    /// slot where it was sent (the common case, kept small): messages between machines among
+    /// them.
+    #[inline(never)]
+    fn on_other_event(&mut self, event: Event, handling: &mut Handling) -> Option<Work> {
         match event {
             Event::Deliver { from, to: Target::Slot(index), machine, payload }
                 if machine == self.nodes.slots[index].machine =>
             {
                 self.deliver_to_slot(index, Sender::Slot(from), payload, handling)
             }
-            event => self.on_other_event(event, handling),
-        }
-    }
-
-    /// [`World::on_event`] for every event but a message to a node found by slot where it was
-    /// sent (the common case, kept small).
-    #[inline(never)]
-    fn on_other_event(&mut self, event: Event, handling: &mut Handling) -> Option<Work> {
-        match event {
             Event::Deliver { from, to: Target::Slot(index), payload, .. } => {
                 let (from, to) = (self.nodes.slots[from].id.clone(), self.nodes.slots[index].id.clone());
                 self.drop_message(&from, &to, payload.name(), "node is not on that machine");
@@ -694,34 +711,10 @@ impl World {
     }
 
     /// [`World::deliver`] to the node in slot `index`: the message, its node and what the handler
-    /// needs are written into `handling`.
-    #[inline(always)]
-    fn deliver_to_slot(
-        &mut self,
-        index: usize,
-        from: Sender,
-        payload: Payload,
-        handling: &mut Handling,
-    ) -> Option<Work> {
-        // The common case, kept small: a message within a machine (or a timer's) to an idle node.
-        let slot = &mut self.nodes.slots[index];
-        match payload {
-            Payload::Local(message, transport) if matches!(slot.state, NodeState::Idle(_)) => {
-                let NodeState::Idle(node) = std::mem::replace(&mut slot.state, NodeState::Busy) else {
-                    unreachable!("checked just above")
-                };
-                self.nodes.last.set(index);
-                let name = message.name_and_hash();
-                let via = transport.map_or(Via::Timer, Via::Transport);
-                Some(self.hand_over(index, &from, node, (message, via), name, handling))
-            }
-            payload => self.deliver_to_slot_slow(index, from, payload, handling),
-        }
-    }
-
-    /// [`World::deliver_to_slot`] for messages between machines and nodes that are not idle.
+    /// needs are written into `handling`. (Out of line: [`World::next_work`] has the common case,
+    /// a message within a machine to an idle node, inline.)
     #[inline(never)]
-    fn deliver_to_slot_slow(
+    fn deliver_to_slot(
         &mut self,
         index: usize,
         from: Sender,
@@ -819,12 +812,12 @@ impl World {
         Ok(())
     }
 
-    /// Delivers a timer's message. A node's timers are not unlinked when it ends: they are
-    /// dropped here, when they come due and find their node gone.
-    /// The next message of the periodic timer `token`, which is queued again a period later.
+    /// The next message of the periodic timer `token`, in the timer table's slot `index`, which
+    /// is queued again a period later.
     #[inline(never)]
-    fn fire_periodic(&mut self, token: u64) -> Option<Box<dyn AnyMessage>> {
-        let TimerMessage::Every { period_micros, make } = &mut self.timers.get_mut(token)?.message else {
+    fn fire_periodic(&mut self, index: usize, token: u64) -> Option<Box<dyn AnyMessage>> {
+        let Some(TimerSlot { message: TimerMessage::Every { period_micros, make }, .. }) = self.timers.at_mut(index)
+        else {
             return None;
         };
         let next = self.now.saturating_add(*period_micros);
@@ -834,22 +827,30 @@ impl World {
         Some(message)
     }
 
-    fn fire_timer(&mut self, token: u64, handling: &mut Handling) -> Option<Work> {
-        let timer = self.timers.get_mut(token)?;
-        let node = timer.node;
+    /// Fires the timer `token`: its node's slot and the message to deliver, found with one
+    /// look-up in the timer table. A node's timers are not unlinked when it ends: they are
+    /// dropped here, when they come due and find their node gone.
+    #[inline(always)]
+    fn fire_timer(&mut self, token: u64) -> Option<(usize, Box<dyn AnyMessage>)> {
+        let index = self.timers.locate(token)?;
+        let (node, once) = match self.timers.at_mut(index)? {
+            TimerSlot { node, message: TimerMessage::Once(_) } => (*node, true),
+            TimerSlot { node, .. } => (*node, false),
+        };
         if matches!(self.nodes.slots[node].state, NodeState::Dead) {
-            self.remove_timer(token);
+            self.timers.remove_at(index);
             return None;
         }
-        let message = match &timer.message {
-            TimerMessage::Every { .. } => self.fire_periodic(token)?,
-            TimerMessage::Once(_) => match self.timers.remove(token)?.message {
+        let message = if once {
+            match self.timers.remove_at(index)?.message {
                 TimerMessage::Once(message) => message,
                 TimerMessage::Every { .. } => return None,
-            },
+            }
+        } else {
+            self.fire_periodic(index, token)?
         };
         self.nodes.slots[node].stats.sent += 1;
-        self.deliver_to_slot(node, Sender::Slot(node), Payload::Local(message, None), handling)
+        Some((node, message))
     }
 
     fn start_node(&mut self, from: NodeId, id: NodeId, machine: usize, node: SpawnPayload) -> Option<Work> {
