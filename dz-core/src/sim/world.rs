@@ -68,16 +68,17 @@ impl Shared {
 
     /// One step's time under the lock: puts back the node the last step finished with (in
     /// `handling`; or stops it, if it asked to: that is then the next work), queues the tasks
-    /// woken since, and takes the next piece of work due by `until` (a message to handle is
-    /// written into `handling`). What the last step left to drop is swapped into `trash` (empty on
-    /// entry), to be dropped unlocked; ids of nodes started since are appended to `ids`.
+    /// woken since, and takes the next piece of work due by `until`, written into `handling` (a
+    /// message to handle, or else [`Handling::work`]); `false` if there is none. What the last
+    /// step left to drop is swapped into `trash` (empty on entry), to be dropped unlocked; ids of
+    /// nodes started since are appended to `ids`.
     pub(crate) fn step(
         &self,
         handling: &mut Handling,
         until: Option<u64>,
         trash: &mut Vec<Box<dyn Any + Send>>,
         ids: &mut Vec<NodeId>,
-    ) -> Option<Work> {
+    ) -> bool {
         let woken = self.wakes.take();
         let mut world = self.lock();
         let mut stop = None;
@@ -93,14 +94,17 @@ impl Shared {
             world.push_polls(woken);
         }
         std::mem::swap(trash, &mut world.trash);
-        let work = match stop {
-            Some(stop) => Some(stop),
+        let ready = match stop {
+            Some(stop) => {
+                handling.work = Some(stop);
+                true
+            }
             None => world.next_work(until, handling),
         };
         if !world.nodes.fresh.is_empty() {
             ids.append(&mut world.nodes.fresh);
         }
-        work
+        ready
     }
 }
 
@@ -122,9 +126,20 @@ pub(crate) struct Handling {
     pub(crate) message: Option<Box<dyn AnyMessage>>,
     /// Where its chain comes from.
     pub(crate) via: Via,
+    /// Work other than a message to handle, if that is what the step found.
+    pub(crate) work: Option<Work>,
 }
 
 impl Handling {
+    /// Sets the work a step found (a message to handle is already in place); `true`.
+    #[inline(never)]
+    fn set_work(&mut self, work: Work) -> bool {
+        if !matches!(work, Work::Handle) {
+            self.work = Some(work);
+        }
+        true
+    }
+
     /// A hook or `async` handler of the node in `slot` ended normally, without its random stream:
     /// the next step puts the node back.
     pub(crate) fn finished(&mut self, slot: usize, node: Box<dyn ErasedNode>) {
@@ -144,6 +159,7 @@ impl Default for Handling {
             lent_rng: false,
             message: None,
             via: Via::Timer,
+            work: None,
         }
     }
 }
@@ -594,10 +610,12 @@ impl World {
     // ---- taking events off the queue ------------------------------------------------------
 
     /// Takes events off the queue up to `until` (virtual microseconds, inclusive) until one needs
-    /// node code, and returns that work; `None` when no event is due by then.
-    pub(crate) fn next_work(&mut self, until: Option<u64>, handling: &mut Handling) -> Option<Work> {
+    /// node code, and writes that work into `handling` (a message to handle, or else
+    /// [`Handling::work`]); `false` when no event is due by then. The common case moves no
+    /// [`Work`] around: it returns one flag.
+    pub(crate) fn next_work(&mut self, until: Option<u64>, handling: &mut Handling) -> bool {
         loop {
-            let (due, popped) = self.queue.pop_by(until)?;
+            let Some((due, popped)) = self.queue.pop_by(until) else { return false };
             self.now = self.now.max(due.micros);
             self.stats.events += 1;
             // The common cases, kept small and in one path: a timer's message, or a message
@@ -614,7 +632,7 @@ impl World {
                     payload: Payload::Local(message, transport),
                 }) if machine == self.nodes.slots[index].machine => (index, from, message, transport),
                 Popped::Event(event) => match self.on_other_event(event, handling) {
-                    Some(work) => return Some(work),
+                    Some(work) => return handling.set_work(work),
                     None => continue,
                 },
             };
@@ -623,7 +641,7 @@ impl World {
                 // Busy or gone: the message waits in the mailbox, or is dropped.
                 let payload = Payload::Local(message, transport);
                 match self.deliver_to_slot(index, Sender::Slot(from), payload, handling) {
-                    Some(work) => return Some(work),
+                    Some(work) => return handling.set_work(work),
                     None => continue,
                 }
             };
@@ -633,7 +651,8 @@ impl World {
             self.nodes.last.set(index);
             let name = message.name_and_hash();
             let via = transport.map_or(Via::Timer, Via::Transport);
-            return Some(self.hand_over(index, &Sender::Slot(from), node, (message, via), name, handling));
+            self.hand_over(index, &Sender::Slot(from), node, (message, via), name, handling);
+            return true;
         }
     }
 
@@ -766,7 +785,8 @@ impl World {
                 }
             },
         };
-        Some(self.hand_over(index, &from, node, (message, via), (name, name_hash), handling))
+        self.hand_over(index, &from, node, (message, via), (name, name_hash), handling);
+        Some(Work::Handle)
     }
 
     /// Hands `message` and `node`, taken out of slot `index`, to the handler: they are written
@@ -780,7 +800,7 @@ impl World {
         (message, via): (Box<dyn AnyMessage>, Via),
         (name, name_hash): (&'static str, u64),
         handling: &mut Handling,
-    ) -> Work {
+    ) {
         let slot = &mut self.nodes.slots[index];
         slot.stats.received += 1;
         handling.slot = index;
@@ -797,7 +817,6 @@ impl World {
             Sender::Id(id) => id,
         };
         self.trace.record_hashed(self.now, TraceKind::Deliver, from, &slots[index].id, name, name_hash);
-        Work::Handle
     }
 
     /// Opens a sealed message for the node in slot `index`, in place; the machine counts a
