@@ -49,7 +49,7 @@
 //! What a message costs, in the simulator itself:
 //!
 //! - Within a machine: no allocation. The event takes a slot in the queue's slab of events
-//!   (reused), and an entry of 24 bytes in the bucket of its instant (a reused vector). The
+//!   (reused), and an entry of 24 bytes in the queue's vectors for its instant (reused). The
 //!   event names its receiver by slot, found when it is sent from a one-entry cache on the
 //!   sender's slot (a node keeps its slot for the whole run; a receiver not started yet is named
 //!   by id and looked up on arrival), so no id is cloned or hashed on the way; it holds a clone of the sending handle's transport (a reference count), for
@@ -59,7 +59,8 @@
 //!
 //! Events due at one later instant wait unsorted in a bucket of their own, ordered once when
 //! their instant comes, by a counting pass over their keys and an insertion sort; an event due
-//! at the current instant is put in place in that sorted bucket, found by a binary search.
+//! at the current instant is put in place, found by a binary search, among those pushed since
+//! the instant began, and a pop takes the lesser of the two.
 //!
 //! # Examples
 //!

@@ -51,11 +51,12 @@ impl Entry {
 /// Simulations schedule in bursts: a hundred timers due at one instant, messages within a machine
 /// due at the current instant. So the queue is a calendar: events due later are kept in buckets
 /// by their exact time, and a bucket is sorted once, when its time comes. An event pushed for the
-/// current instant while it runs goes straight into that sorted bucket, at the place a binary
-/// search finds: its insertion number is the greatest yet, so it goes after every entry of its
-/// key or less, and only the entries due before it move (a copy of a few hundred bytes, cheaper
-/// than a heap's sifting). A pop takes the bucket's last entry, so the order is exactly (time,
-/// key, insertion).
+/// current instant while it runs goes into a second sorted vector, of those pushed since the
+/// instant began and not run yet (a few dozen at most, where the bucket may hold hundreds), at
+/// the place a binary search finds: its insertion number is the greatest yet, so it goes after
+/// every entry of its key or less, and only the entries due before it move (a copy of a few
+/// hundred bytes, cheaper than a heap's sifting). A pop takes the lesser of the two vectors' last
+/// entries, so the order is exactly (time, key, insertion).
 pub(crate) struct EventQueue<E> {
     /// Later events, by time; each bucket unsorted until its time comes.
     later: BTreeMap<u64, Vec<Entry>>,
@@ -63,10 +64,11 @@ pub(crate) struct EventQueue<E> {
     /// (a burst of timers set at one instant for one instant), so that the burst costs one map
     /// look-up, not one each.
     staged: Option<(u64, Vec<Entry>)>,
-    /// The bucket of the current instant, sorted so that its next entry is last; events pushed
-    /// for the current instant while it runs are inserted in order (one pushed for an earlier
-    /// time is due now: time never goes back).
+    /// The bucket of the current instant, sorted so that its next entry is last.
     current: Vec<Entry>,
+    /// Events pushed for the current instant while it runs, sorted the same way (one pushed for
+    /// an earlier time is due now: time never goes back).
+    fresh: Vec<Entry>,
     /// The current instant: the time of the last pop.
     now: u64,
     /// Emptied buckets, kept for reuse.
@@ -86,6 +88,7 @@ impl<E> EventQueue<E> {
             later: BTreeMap::new(),
             staged: None,
             current: Vec::new(),
+            fresh: Vec::new(),
             now: 0,
             spare: Vec::new(),
             scratch: Vec::new(),
@@ -129,8 +132,8 @@ impl<E> EventQueue<E> {
         if due.micros <= self.now {
             // Greatest first: the entry goes after every entry that sorts above it, before the
             // rest (which all run before it). An entry that runs last goes to the front.
-            let at = self.current.partition_point(|e| e.order() > entry.order());
-            self.current.insert(at, entry);
+            let at = self.fresh.partition_point(|e| e.order() > entry.order());
+            self.fresh.insert(at, entry);
         } else {
             match &mut self.staged {
                 Some((micros, bucket)) if *micros == due.micros => bucket.push(entry),
@@ -161,7 +164,7 @@ impl<E> EventQueue<E> {
 
     /// The time of the next event, if any.
     pub(crate) fn peek_micros(&self) -> Option<u64> {
-        if !self.current.is_empty() {
+        if !self.current.is_empty() || !self.fresh.is_empty() {
             return Some(self.now);
         }
         let later = self.later.keys().next().copied();
@@ -199,10 +202,14 @@ impl<E> EventQueue<E> {
     /// always is).
     #[inline(always)]
     pub(crate) fn pop_by(&mut self, until: Option<u64>) -> Option<(Due, Popped<E>)> {
-        if self.current.is_empty() && !self.next_instant(until) {
+        if self.current.is_empty() && self.fresh.is_empty() && !self.next_instant(until) {
             return None;
         }
-        let entry = self.current.pop()?;
+        let take_fresh = match (self.current.last(), self.fresh.last()) {
+            (Some(c), Some(f)) => f.order() < c.order(),
+            (c, _) => c.is_none(),
+        };
+        let entry = if take_fresh { self.fresh.pop()? } else { self.current.pop()? };
         self.len -= 1;
         let due = Due { micros: self.now, key: entry.key };
         if entry.target & DIRECT != 0 {
@@ -222,6 +229,7 @@ impl<E> EventQueue<E> {
         self.later.clear();
         self.staged = None;
         self.current.clear();
+        self.fresh.clear();
         self.free.clear();
         self.len = 0;
         self.events.drain(..).flatten().collect()
