@@ -620,9 +620,9 @@ impl World {
             self.stats.events += 1;
             // The common cases, kept small and in one path: a timer's message, or a message
             // within a machine to a node found by slot when it was sent.
-            let (index, from, message, transport) = match popped {
+            let (index, from, message, transport, machine) = match popped {
                 Popped::Direct(token) => match self.fire_timer(token) {
-                    Some((node, message)) => (node, node, message, None),
+                    Some((node, message)) => (node, node, message, None, None),
                     None => continue,
                 },
                 Popped::Event(Event::Deliver {
@@ -630,30 +630,67 @@ impl World {
                     to: Target::Slot(index),
                     machine,
                     payload: Payload::Local(message, transport),
-                }) if machine == self.nodes.slots[index].machine => (index, from, message, transport),
+                }) => (index, from, message, transport, Some(machine)),
                 Popped::Event(event) => match self.on_other_event(event, handling) {
                     Some(work) => return handling.set_work(work),
                     None => continue,
                 },
             };
+            // The receiver's slot is looked up once, here, for all that follows.
             let slot = &mut self.nodes.slots[index];
-            let NodeState::Idle(_) = slot.state else {
-                // Busy or gone: the message waits in the mailbox, or is dropped.
+            let on_its_machine = machine.map_or(true, |m| m == slot.machine);
+            if !on_its_machine || !matches!(slot.state, NodeState::Idle(_)) {
+                // Busy, gone, or elsewhere: the message waits in the mailbox, or is dropped.
                 let payload = Payload::Local(message, transport);
-                match self.deliver_to_slot(index, Sender::Slot(from), payload, handling) {
+                match self.deliver_elsewhere(index, from, machine, payload, handling) {
                     Some(work) => return handling.set_work(work),
                     None => continue,
                 }
-            };
+            }
             let NodeState::Idle(node) = std::mem::replace(&mut slot.state, NodeState::Busy) else {
                 unreachable!("checked just above")
             };
+            slot.stats.received += 1;
+            handling.slot = index;
+            handling.machine = slot.machine;
+            handling.rng = slot.rng.clone();
+            handling.lent_rng = true;
+            let to_hash = slot.id.stable_hash();
+            let (name, name_hash) = message.name_and_hash();
+            handling.node = Some(node);
+            handling.message = Some(message);
+            handling.via = transport.map_or(Via::Timer, Via::Transport);
             self.nodes.last.set(index);
-            let name = message.name_and_hash();
-            let via = transport.map_or(Via::Timer, Via::Transport);
-            self.hand_over(index, &Sender::Slot(from), node, (message, via), name, handling);
+            self.stats.delivered += 1;
+            if self.trace.keeps_entries() {
+                let slots = &self.nodes.slots;
+                let (from, to) = (&slots[from].id, &slots[index].id);
+                self.trace.record_hashed(self.now, TraceKind::Deliver, from, to, name, name_hash);
+            } else {
+                let from_hash = if from == index { to_hash } else { self.nodes.slots[from].id.stable_hash() };
+                self.trace.record_hashes(self.now, TraceKind::Deliver, from_hash, to_hash, name_hash);
+            }
             return true;
         }
+    }
+
+    /// [`World::next_work`] for a message within a machine to a node found by slot that is not
+    /// idle where it was sent to (`machine`, `None` for a timer's message).
+    #[inline(never)]
+    fn deliver_elsewhere(
+        &mut self,
+        index: usize,
+        from: usize,
+        machine: Option<usize>,
+        payload: Payload,
+        handling: &mut Handling,
+    ) -> Option<Work> {
+        if machine.is_some_and(|m| m != self.nodes.slots[index].machine) {
+            let (from, to) = (self.nodes.slots[from].id.clone(), self.nodes.slots[index].id.clone());
+            self.drop_message(&from, &to, payload.name(), "node is not on that machine");
+            return None;
+        }
+        self.deliver_to_slot(index, Sender::Slot(from), payload, handling)
     }
 
     /// [`World::next_work`] for every event but a message within a machine to a node found by
@@ -951,6 +988,19 @@ impl World {
         if let Some(rng) = rng {
             slot.rng = rng;
         }
+        // The common case, kept small: the node goes back to the slot it left busy, with no stop
+        // asked for and nothing in its mailbox.
+        if let (NodeState::Busy, false, false) = (&slot.state, slot.stop_requested, slot.has_mail()) {
+            slot.state = NodeState::Idle(node);
+            return None;
+        }
+        self.handler_done_otherwise(index, node)
+    }
+
+    /// [`World::handler_done`] for a node that asked to stop, is gone, or may have mail.
+    #[inline(never)]
+    fn handler_done_otherwise(&mut self, index: usize, node: Box<dyn ErasedNode>) -> Option<Box<dyn ErasedNode>> {
+        let slot = &mut self.nodes.slots[index];
         if slot.stop_requested {
             let id = slot.id.clone();
             self.record_stop(&id);
