@@ -104,7 +104,6 @@ mod world;
 #[cfg(test)]
 mod tests;
 
-use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
@@ -204,7 +203,7 @@ pub struct Simulation {
     shared: Arc<Shared>,
     /// Every node's id by slot, beside the world (which holds the same): a handler borrows its
     /// id from here while the world is unlocked.
-    ids: RefCell<Vec<NodeId>>,
+    ids: Vec<NodeId>,
     /// The machines' controllers, by index, kept outside the world's lock so that running a
     /// handler needs no clone of one.
     ctrls: Vec<Arc<dyn MachineController>>,
@@ -244,7 +243,7 @@ impl Simulation {
             world.insert_idle(id.clone(), machine, Box::new(Driver));
             id
         };
-        Simulation { shared, ids: RefCell::new(Vec::new()), ctrls, driver, driver_ctrl }
+        Simulation { shared, ids: Vec::new(), ctrls, driver, driver_ctrl }
     }
 
     fn new_machine(shared: &Arc<Shared>, hidden: bool) -> Arc<dyn MachineController> {
@@ -350,7 +349,7 @@ impl Simulation {
         loop {
             // One lock per step: the last handler's node goes back, the next work comes out.
             // What a step leaves behind (node states, futures) is dropped with the world unlocked.
-            let ready = self.shared.step(&mut handling, until, &mut trash, &mut self.ids.borrow_mut());
+            let ready = self.shared.step(&mut handling, until, &mut trash, &mut self.ids);
             if !trash.is_empty() {
                 trash.clear();
             }
@@ -373,8 +372,7 @@ impl Simulation {
         let handled = {
             let ctrl = &self.ctrls[handling.machine];
             // The handler borrows its id from the dense copy: no clone, no cold cache line.
-            let ids = self.ids.borrow();
-            let id = &ids[handling.slot];
+            let id = &self.ids[handling.slot];
             let (Some(node), Some(message)) = (&mut handling.node, handling.message.take()) else {
                 unreachable!("the world writes a node and a message for Work::Handle")
             };
@@ -397,7 +395,7 @@ impl Simulation {
     #[inline(never)]
     fn start_async_handler(&self, message: Box<dyn std::any::Any + Send>, handling: &mut Handling) {
         let ctrl = &self.ctrls[handling.machine];
-        let id = self.ids.borrow()[handling.slot].clone();
+        let id = self.ids[handling.slot].clone();
         let node = handling.node.take().expect("the node is in `handling`");
         handling.lent_rng = false;
         self.shared.lock().restore_rng(&id, handling.rng.clone());
@@ -419,7 +417,7 @@ impl Simulation {
     /// The message in `handling` was not for its node's type: the node goes back.
     #[inline(never)]
     fn handled_wrong_type(&self, e: &DeliveryError, handling: &mut Handling) {
-        let id = self.ids.borrow()[handling.slot].clone();
+        let id = self.ids[handling.slot].clone();
         tracing::warn!(node = %id, error = %e, "dz sim: message of the wrong type");
         handling.lent_rng = false;
         if let Some(node) = handling.node.take() {
@@ -430,7 +428,7 @@ impl Simulation {
     /// The handler in `handling` panicked: its node ends with it, dropped here, unlocked.
     #[inline(never)]
     fn handler_panicked(&self, panic: &(dyn std::any::Any + Send), handling: &mut Handling) {
-        let id = self.ids.borrow()[handling.slot].clone();
+        let id = self.ids[handling.slot].clone();
         handling.lent_rng = false;
         let node = handling.node.take();
         self.node_panicked(&id, panic);

@@ -93,7 +93,9 @@ impl Shared {
         if !woken.is_empty() {
             world.push_polls(woken);
         }
-        std::mem::swap(trash, &mut world.trash);
+        if !world.trash.is_empty() {
+            std::mem::swap(trash, &mut world.trash);
+        }
         let ready = match stop {
             Some(stop) => {
                 handling.work = Some(stop);
