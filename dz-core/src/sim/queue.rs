@@ -132,7 +132,9 @@ impl<E> EventQueue<E> {
         if due.micros <= self.now {
             // Greatest first: the entry goes after every entry that sorts above it, before the
             // rest (which all run before it). An entry that runs last goes to the front.
-            let at = self.fresh.partition_point(|e| e.order() > entry.order());
+            // Its insertion number is above every other's, so it sorts above every entry of its
+            // own key: comparing keys alone finds its place.
+            let at = self.fresh.partition_point(|e| e.key > entry.key);
             self.fresh.insert(at, entry);
         } else {
             match &mut self.staged {
