@@ -8,7 +8,9 @@ use crate::ids::NodeId;
 use super::faults::Verdict;
 use super::tables::NodeState;
 use super::trace::TraceKind;
-use super::world::{Ending, Event, JsonPayload, JsonSpawn, Payload, SpawnPayload, Target, World};
+use super::world::{
+    Ending, Event, JsonPayload, JsonSpawn, Payload, SpawnEvent, SpawnPayload, Target, TerminateEvent, World,
+};
 use super::WireFrame;
 use crate::security::{LinkKey, MachineSecret, NodeSecret};
 
@@ -49,7 +51,7 @@ impl World {
         }
         let target = match self.nodes.find_receiver(sender, to.id()) {
             Some(index) => Target::Slot(index),
-            None => Target::Id(to.id().clone()),
+            None => Target::Id(Box::new(to.id().clone())),
         };
         let payload = Payload::Local(message, Some(to.transport().clone()));
         let due = self.due_on_link(from, to.id(), self.now);
@@ -112,7 +114,7 @@ impl World {
         };
         let target = match self.nodes.find_receiver(sender, to.id()) {
             Some(index) => Target::Slot(index),
-            None => Target::Id(to.id().clone()),
+            None => Target::Id(Box::new(to.id().clone())),
         };
         if machine != from_machine && self.faults.active() {
             return self.send_through_faults(from_machine, (sender, from), (to.id(), target), machine, payload);
@@ -266,7 +268,7 @@ impl World {
         };
         let at = self.now + self.latency(from_machine, machine);
         let due = self.due_on_link(&from, &id, at);
-        self.queue.push(due, Event::Spawn { from, id, machine, node });
+        self.queue.push(due, Event::Spawn(Box::new(SpawnEvent { from, id, machine, node })));
         key
     }
 
@@ -304,7 +306,7 @@ impl World {
         }
         let at = self.now + self.latency(from_machine, machine);
         let due = self.due_on_link(&from, &target, at);
-        self.queue.push(due, Event::Terminate { from, target });
+        self.queue.push(due, Event::Terminate(Box::new(TerminateEvent { from, target })));
     }
 
     /// Puts a frame on the wire from outside (a test playing the attacker); `false` if its
@@ -325,7 +327,12 @@ impl World {
         let due = self.due_at(at);
         self.queue.push(
             due,
-            Event::Deliver { from: sender, to: Target::Id(frame.to), machine, payload: Payload::Json(Box::new(json)) },
+            Event::Deliver {
+                from: sender,
+                to: Target::Id(Box::new(frame.to)),
+                machine,
+                payload: Payload::Json(Box::new(json)),
+            },
         );
         true
     }

@@ -231,10 +231,13 @@ pub(crate) enum Target {
     /// The node in this slot, found when the message was sent (a node keeps its slot for the
     /// whole run, so the slot names it as well as its id does, and costs no look-up on arrival).
     Slot(usize),
-    /// A node not found when the message was sent (not started yet, or never to be).
-    Id(NodeId),
+    /// A node not found when the message was sent (not started yet, or never to be); boxed, so
+    /// that the common case keeps events small.
+    Id(Box<NodeId>),
 }
 
+/// What the queue holds. The common event, a message, is kept to 56 bytes (the rare big ones
+/// are boxed), since every event is written into the queue's slab and read back out.
 pub(crate) enum Event {
     /// `from` is the sender's slot (every sender has one).
     Deliver {
@@ -243,16 +246,8 @@ pub(crate) enum Event {
         machine: usize,
         payload: Payload,
     },
-    Spawn {
-        from: NodeId,
-        id: NodeId,
-        machine: usize,
-        node: SpawnPayload,
-    },
-    Terminate {
-        from: NodeId,
-        target: NodeId,
-    },
+    Spawn(Box<SpawnEvent>),
+    Terminate(Box<TerminateEvent>),
     Crash {
         machine: usize,
     },
@@ -267,6 +262,22 @@ pub(crate) enum Event {
         node: NodeId,
     },
 }
+
+/// A node on its way to the machine it is spawned on.
+pub(crate) struct SpawnEvent {
+    pub(crate) from: NodeId,
+    pub(crate) id: NodeId,
+    pub(crate) machine: usize,
+    pub(crate) node: SpawnPayload,
+}
+
+/// A termination on its way.
+pub(crate) struct TerminateEvent {
+    pub(crate) from: NodeId,
+    pub(crate) target: NodeId,
+}
+
+const _: () = assert!(std::mem::size_of::<Event>() <= 56 && std::mem::size_of::<Option<Event>>() <= 56);
 
 pub(crate) enum TaskFut {
     /// An `async` handler: owns its node and gives it back.
@@ -712,7 +723,7 @@ impl World {
                 None
             }
             Event::Deliver { from, to: Target::Id(to), machine, payload } => {
-                self.deliver(Sender::Slot(from), to, Some(machine), payload, handling)
+                self.deliver(Sender::Slot(from), *to, Some(machine), payload, handling)
             }
             Event::Crash { machine } => {
                 self.crash(machine);
@@ -722,8 +733,11 @@ impl World {
                 self.restart(machine);
                 None
             }
-            Event::Spawn { from, id, machine, node } => self.start_node(from, id, machine, node),
-            Event::Terminate { from, target } => self.stop_node(from, target),
+            Event::Spawn(spawn) => {
+                let SpawnEvent { from, id, machine, node } = *spawn;
+                self.start_node(from, id, machine, node)
+            }
+            Event::Terminate(terminate) => self.stop_node(terminate.from, terminate.target),
             Event::WakeAt(waker) => Some(Work::Wake(waker)),
             Event::Poll { task } => self.take_for_poll(task),
             Event::Drain { node } => {
