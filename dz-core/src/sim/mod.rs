@@ -52,8 +52,11 @@
 //!   (reused), and an entry of 24 bytes in the queue's vectors for its instant (reused). The
 //!   event names its receiver by slot, found when it is sent from a one-entry cache on the
 //!   sender's slot (a node keeps its slot for the whole run; a receiver not started yet is named
-//!   by id and looked up on arrival), so no id is cloned or hashed on the way; it holds a clone of the sending handle's transport (a reference count), for
-//!   [`Context::chain`]. The message itself is the box the sender's context made.
+//!   by id and looked up on arrival), so no id is cloned or hashed on the way. For
+//!   [`Context::chain`] it notes only that the chain is its sender alone when the handle was
+//!   issued for the sender and never passed on (the common case, which costs no reference
+//!   count); otherwise it holds a clone of the handle's transport. The message itself is the box
+//!   the sender's context made.
 //! - A timer: a slot in the timer table (reused) and a queue entry carrying the timer's token.
 //! - Between machines: the message's JSON, sealed into a new buffer, and a box for it.
 //!
@@ -109,7 +112,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 
 use crate::context::Context;
-use crate::controller::{Call, DeliveryError, ErasedHandled, MachineController, Via};
+use crate::controller::{Call, DeliveryError, ErasedHandled, MachineController};
 use crate::handle::{Handle, MachineHandle};
 use crate::ids::{MachineId, NodeId};
 use crate::node::Node;
@@ -123,7 +126,7 @@ pub use sweep::{Failure, Swarm, Sweep, SweepReport, Trial};
 pub use trace::{first_divergence, Divergence, TraceEntry, TraceKind};
 
 use controller::SimController;
-use world::{Ending, Handling, MachineSlot, Shared, TaskFut, Work, World};
+use world::{Ending, HandlerChain, Handling, MachineSlot, Shared, TaskFut, Work, World};
 
 /// The latency of messages between machines: a normal distribution, clipped below.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -376,10 +379,8 @@ impl Simulation {
             let (Some(node), Some(message)) = (&mut handling.node, handling.message.take()) else {
                 unreachable!("the world writes a node and a message for Work::Handle")
             };
-            let (via, rng) = (&handling.via, &mut handling.rng);
-            catch_unwind(AssertUnwindSafe(|| {
-                node.handle(Call { ctrl, id, chain: via.chain(), rng: Some(rng) }, message)
-            }))
+            let (chain, rng) = (handling.via.chain(&self.ids), &mut handling.rng);
+            catch_unwind(AssertUnwindSafe(|| node.handle(Call { ctrl, id, chain, rng: Some(rng) }, message)))
         };
         // A handler that ran to its end leaves nothing to drop and nothing more to do. (Each
         // other arm moves its value out, so that the first needs no drop glue.)
@@ -399,8 +400,8 @@ impl Simulation {
         let node = handling.node.take().expect("the node is in `handling`");
         handling.lent_rng = false;
         self.shared.lock().restore_rng(&id, handling.rng.clone());
-        let via = std::mem::replace(&mut handling.via, Via::Timer);
-        let fut = node.handle_async(Arc::clone(ctrl), id.clone(), via.into_shared(), message);
+        let via = std::mem::replace(&mut handling.via, HandlerChain::None);
+        let fut = node.handle_async(Arc::clone(ctrl), id.clone(), via.into_shared(&self.ids), message);
         let task = self.shared.lock().create_task(&id, TaskFut::Handler(fut), &self.shared.wakes);
         if let Some(task) = task {
             let work = {

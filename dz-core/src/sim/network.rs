@@ -9,7 +9,7 @@ use super::faults::Verdict;
 use super::tables::NodeState;
 use super::trace::TraceKind;
 use super::world::{
-    Ending, Event, JsonPayload, JsonSpawn, Payload, SpawnEvent, SpawnPayload, Target, TerminateEvent, World,
+    Ending, Event, JsonPayload, JsonSpawn, LocalChain, Payload, SpawnEvent, SpawnPayload, Target, TerminateEvent, World,
 };
 use super::WireFrame;
 use crate::security::{LinkKey, MachineSecret, NodeSecret};
@@ -53,9 +53,9 @@ impl World {
             Some(index) => Target::Slot(index),
             None => Target::Id(Box::new(to.id().clone())),
         };
-        let payload = Payload::Local(message, Some(to.transport().clone()));
+        let payload = Payload::Local(message, LocalChain::of(to.transport(), from));
         let due = self.due_on_link(from, to.id(), self.now);
-        self.queue.push(due, Event::Deliver { from: sender, to: target, machine: from_machine, payload });
+        self.queue.push(due, Event::deliver(sender, target, from_machine, payload));
     }
 
     /// [`World::send`] to a node its handle places on another machine.
@@ -74,7 +74,7 @@ impl World {
             return;
         };
         let payload = if machine == from_machine {
-            Payload::Local(message, Some(to.transport().clone()))
+            Payload::Local(message, LocalChain::of(to.transport(), from))
         } else {
             match message.to_json() {
                 Ok(bytes) => {
@@ -121,7 +121,7 @@ impl World {
         }
         let at = if machine == from_machine { self.now } else { self.now + self.latency(from_machine, machine) };
         let due = self.due_on_link(from, to.id(), at);
-        self.queue.push(due, Event::Deliver { from: sender, to: target, machine, payload });
+        self.queue.push(due, Event::deliver(sender, target, machine, payload));
     }
 
     /// A message between machines while faults are on: it may be cut off, dropped, duplicated
@@ -159,7 +159,7 @@ impl World {
                         Target::Slot(index) => Target::Slot(*index),
                         Target::Id(id) => Target::Id(id.clone()),
                     };
-                    self.queue.push(due, Event::Deliver { from: sender, to, machine, payload: copy });
+                    self.queue.push(due, Event::deliver(sender, to, machine, copy));
                 }
                 let at = self.now + self.latency(from_machine, machine);
                 let due = match hold_micros {
@@ -169,7 +169,7 @@ impl World {
                     }
                     None => self.due_on_link(from, to, at),
                 };
-                self.queue.push(due, Event::Deliver { from: sender, to: target, machine, payload });
+                self.queue.push(due, Event::deliver(sender, target, machine, payload));
             }
         }
     }
@@ -325,15 +325,8 @@ impl World {
         };
         let at = self.now + self.latency(from_machine, machine);
         let due = self.due_at(at);
-        self.queue.push(
-            due,
-            Event::Deliver {
-                from: sender,
-                to: Target::Id(Box::new(frame.to)),
-                machine,
-                payload: Payload::Json(Box::new(json)),
-            },
-        );
+        self.queue
+            .push(due, Event::deliver(sender, Target::Id(Box::new(frame.to)), machine, Payload::Json(Box::new(json))));
         true
     }
 }

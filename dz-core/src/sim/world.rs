@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
 
 use crate::controller::{
-    AnyMessage, ErasedNode, ErasedNodeFuture, MachineController, NodeFactory, TaskFuture, TimerMessage, Via,
+    AnyMessage, ErasedNode, ErasedNodeFuture, MachineController, NodeFactory, TaskFuture, TimerMessage,
 };
 use crate::handle::{MachineHandle, Transport};
 use crate::ids::{MachineId, NodeId};
@@ -127,7 +127,7 @@ pub(crate) struct Handling {
     /// The message (`None` once handed to the handler).
     pub(crate) message: Option<Box<dyn AnyMessage>>,
     /// Where its chain comes from.
-    pub(crate) via: Via,
+    pub(crate) via: HandlerChain,
     /// Work other than a message to handle, if that is what the step found.
     pub(crate) work: Option<Work>,
 }
@@ -160,7 +160,7 @@ impl Default for Handling {
             rng: DetRng::from_seed(0),
             lent_rng: false,
             message: None,
-            via: Via::Timer,
+            via: HandlerChain::None,
             work: None,
         }
     }
@@ -174,10 +174,81 @@ pub(crate) enum Sender {
     Id(NodeId),
 }
 
+impl Sender {
+    /// The chain of a message from this sender through a handle issued for it.
+    fn own_chain(&self) -> HandlerChain {
+        match self {
+            Sender::Slot(i) => HandlerChain::Slot(*i),
+            Sender::Id(id) => HandlerChain::Id(id.clone()),
+        }
+    }
+}
+
+/// Where the delegation chain of a message within a machine comes from.
+pub(crate) enum LocalChain {
+    /// A timer's message: it has none.
+    Timer,
+    /// The handle was issued for its sender and never passed on (the common case), so the chain
+    /// is the sender alone: nothing is kept for it, and the send costs no reference count.
+    Sender,
+    /// Any other handle: its transport, kept for its chain.
+    Transport(Transport),
+}
+
+impl LocalChain {
+    /// The chain of a message `from` sends through `transport`.
+    #[inline(always)]
+    pub(crate) fn of(transport: &Transport, from: &NodeId) -> Self {
+        match transport.chain() {
+            [only] if only == from => LocalChain::Sender,
+            _ => LocalChain::Transport(transport.clone()),
+        }
+    }
+}
+
+/// The delegation chain of the message being handled, as [`Handling`] keeps it.
+pub(crate) enum HandlerChain {
+    /// None: a timer's message.
+    None,
+    /// The node in this slot alone (its id is read from the simulation's dense copy of ids).
+    Slot(usize),
+    /// This node alone.
+    Id(NodeId),
+    /// The chain of this transport.
+    Transport(Transport),
+    /// This chain, read off the wire.
+    Shared(Arc<[NodeId]>),
+}
+
+impl HandlerChain {
+    /// The chain, given every node's id by slot.
+    #[inline(always)]
+    pub(crate) fn chain<'a>(&'a self, ids: &'a [NodeId]) -> &'a [NodeId] {
+        match self {
+            HandlerChain::None => &[],
+            HandlerChain::Slot(i) => std::slice::from_ref(&ids[*i]),
+            HandlerChain::Id(id) => std::slice::from_ref(id),
+            HandlerChain::Transport(t) => t.chain(),
+            HandlerChain::Shared(chain) => chain,
+        }
+    }
+
+    /// The chain, shared (for an `async` handler, which keeps it).
+    pub(crate) fn into_shared(self, ids: &[NodeId]) -> Arc<[NodeId]> {
+        match self {
+            HandlerChain::None => Arc::from(Vec::new()),
+            HandlerChain::Slot(i) => Arc::from(vec![ids[i].clone()]),
+            HandlerChain::Id(id) => Arc::from(vec![id]),
+            HandlerChain::Transport(t) => Arc::clone(t.shared_chain()),
+            HandlerChain::Shared(chain) => chain,
+        }
+    }
+}
+
 /// A message on its way: typed within a machine, JSON between machines.
 pub(crate) enum Payload {
-    /// With the transport it was sent through (`None` for a timer's message).
-    Local(Box<dyn AnyMessage>, Option<Transport>),
+    /// With where its chain comes from.
+    Local(Box<dyn AnyMessage>, LocalChain),
     /// Boxed, so that the common local case keeps events small.
     Json(Box<JsonPayload>),
 }
@@ -239,11 +310,12 @@ pub(crate) enum Target {
 /// What the queue holds. The common event, a message, is kept to 56 bytes (the rare big ones
 /// are boxed), since every event is written into the queue's slab and read back out.
 pub(crate) enum Event {
-    /// `from` is the sender's slot (every sender has one).
+    /// `from` is the sender's slot (every sender has one), `machine` the index of the machine
+    /// it was sent to (both below 2^32, to keep the event small: see [`Event::deliver`]).
     Deliver {
-        from: usize,
+        from: u32,
+        machine: u32,
         to: Target,
-        machine: usize,
         payload: Payload,
     },
     Spawn(Box<SpawnEvent>),
@@ -261,6 +333,15 @@ pub(crate) enum Event {
     Drain {
         node: NodeId,
     },
+}
+
+impl Event {
+    /// A message from the node in slot `from` to `to` on machine `machine`.
+    #[inline(always)]
+    pub(crate) fn deliver(from: usize, to: Target, machine: usize, payload: Payload) -> Self {
+        debug_assert!(from <= u32::MAX as usize && machine <= u32::MAX as usize, "more than 2^32 nodes or machines");
+        Event::Deliver { from: from as u32, machine: machine as u32, to, payload }
+    }
 }
 
 /// A node on its way to the machine it is spawned on.
@@ -635,7 +716,7 @@ impl World {
             // within a machine to a node found by slot when it was sent.
             let (index, from, message, transport, machine) = match popped {
                 Popped::Direct(token) => match self.fire_timer(token) {
-                    Some((node, message)) => (node, node, message, None, None),
+                    Some((node, message)) => (node, node, message, LocalChain::Timer, None),
                     None => continue,
                 },
                 Popped::Event(Event::Deliver {
@@ -643,7 +724,7 @@ impl World {
                     to: Target::Slot(index),
                     machine,
                     payload: Payload::Local(message, transport),
-                }) => (index, from, message, transport, Some(machine)),
+                }) => (index, from as usize, message, transport, Some(machine as usize)),
                 Popped::Event(event) => match self.on_other_event(event, handling) {
                     Some(work) => return handling.set_work(work),
                     None => continue,
@@ -672,7 +753,11 @@ impl World {
             let (name, name_hash) = message.name_and_hash();
             handling.node = Some(node);
             handling.message = Some(message);
-            handling.via = transport.map_or(Via::Timer, Via::Transport);
+            handling.via = match transport {
+                LocalChain::Timer => HandlerChain::None,
+                LocalChain::Sender => HandlerChain::Slot(from),
+                LocalChain::Transport(t) => HandlerChain::Transport(t),
+            };
             self.nodes.last.set(index);
             self.stats.delivered += 1;
             if self.trace.keeps_entries() {
@@ -713,17 +798,18 @@ impl World {
     fn on_other_event(&mut self, event: Event, handling: &mut Handling) -> Option<Work> {
         match event {
             Event::Deliver { from, to: Target::Slot(index), machine, payload }
-                if machine == self.nodes.slots[index].machine =>
+                if machine as usize == self.nodes.slots[index].machine =>
             {
-                self.deliver_to_slot(index, Sender::Slot(from), payload, handling)
+                self.deliver_to_slot(index, Sender::Slot(from as usize), payload, handling)
             }
             Event::Deliver { from, to: Target::Slot(index), payload, .. } => {
+                let from = from as usize;
                 let (from, to) = (self.nodes.slots[from].id.clone(), self.nodes.slots[index].id.clone());
                 self.drop_message(&from, &to, payload.name(), "node is not on that machine");
                 None
             }
             Event::Deliver { from, to: Target::Id(to), machine, payload } => {
-                self.deliver(Sender::Slot(from), *to, Some(machine), payload, handling)
+                self.deliver(Sender::Slot(from as usize), *to, Some(machine as usize), payload, handling)
             }
             Event::Crash { machine } => {
                 self.crash(machine);
@@ -826,9 +912,11 @@ impl World {
             unreachable!("checked just above")
         };
         let (message, via) = match payload {
-            Payload::Local(m, transport) => (m, transport.map_or(Via::Timer, Via::Transport)),
+            Payload::Local(m, LocalChain::Timer) => (m, HandlerChain::None),
+            Payload::Local(m, LocalChain::Sender) => (m, from.own_chain()),
+            Payload::Local(m, LocalChain::Transport(t)) => (m, HandlerChain::Transport(t)),
             Payload::Json(json) => match node.decode_message(&json.bytes) {
-                Ok(m) => (m, Via::Chain(json.chain)),
+                Ok(m) => (m, HandlerChain::Shared(json.chain)),
                 Err(e) => {
                     slot.state = NodeState::Idle(node);
                     let (from, to) = (self.sender_id(&from), self.nodes.slots[index].id.clone());
@@ -850,7 +938,7 @@ impl World {
         index: usize,
         from: &Sender,
         node: Box<dyn ErasedNode>,
-        (message, via): (Box<dyn AnyMessage>, Via),
+        (message, via): (Box<dyn AnyMessage>, HandlerChain),
         (name, name_hash): (&'static str, u64),
         handling: &mut Handling,
     ) {
