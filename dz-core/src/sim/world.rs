@@ -2,10 +2,11 @@
 //!
 //! The world never runs node code while its lock is held. [`Shared::step`] puts back the node
 //! the last step ran on, then [`World::next_work`] takes events off the queue, settles those that
-//! need no node code (drops, cancelled timers) and returns the first piece of [`Work`] that does;
-//! a message to handle is written into the run loop's [`Handling`] rather than returned. The
-//! simulation runs the work with the lock released (so that the node can call back through its
-//! context) and leaves the node in the `Handling` for the next step.
+//! need no node code (drops, cancelled timers) and writes the first piece of work that does into
+//! the run loop's [`Handling`] (a message to handle in place, other [`Work`] in
+//! [`Handling::work`]), returning only whether there is one. The simulation runs the work with
+//! the lock released (so that the node can call back through its context) and leaves the node
+//! in the `Handling` for the next step.
 //!
 //! Maps keyed by id are `HashMap`s used for look-ups only and never iterated, so their seeded
 //! order cannot leak into a run; everything iterated is a `Vec` or a `BTreeMap`.
