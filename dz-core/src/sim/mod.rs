@@ -31,12 +31,15 @@
 //! off the queue until one needs node code (a timer or a message whose node is idle; drops and
 //! cancelled timers are settled on the way), and writes that message, its node (moved out of its
 //! slot), the node's random stream and the message's chain straight into a `Handling` the loop
-//! owns and reuses; then it unlocks and calls the handler on them there. Nothing of the step is
-//! moved or copied on the way, and what the step leaves to drop (node states, futures: values
-//! whose `Drop` is user code) is swapped into a reused vector and dropped unlocked. The common
-//! path (a timer, or a message within a machine, to an idle node) is inlined and small; the rest
+//! owns and reuses; then it unlocks and calls the handler on them there. Other work (a hook to
+//! run, a task to poll, a waker) goes into the `Handling` too, and the step itself returns one
+//! flag. Nothing of the step is moved or copied on the way, a handler that returns normally
+//! leaves nothing to drop, and what the step leaves to drop (node states, futures: values whose
+//! `Drop` is user code) is swapped into a reused vector and dropped unlocked. The common path (a
+//! timer, or a message within a machine, to an idle node) is one inline path, and small; the rest
 //! (messages between machines, receivers busy or gone, spawns, terminations, wakes, periodic
-//! timers, moving on to the next instant) is out of line, so that the loop carries little state.
+//! timers, moving on to the next instant, handlers that are `async` or panic) is out of line, so
+//! that the loop carries little state.
 //!
 //! A handler's calls through its context take the lock once each (a send, a timer), except for
 //! draws from the node's own random stream, which is lent to the handler for the call. The
@@ -46,17 +49,21 @@
 //! What a message costs, in the simulator itself:
 //!
 //! - Within a machine: no allocation. The event takes a slot in the queue's slab of events
-//!   (reused), and an entry of 24 bytes in the queue's heap or in the bucket of its instant
-//!   (reused vectors). The event names its receiver by slot, found when it is sent from a
-//!   one-entry cache on the sender's slot (a node keeps its slot for the whole run; a receiver
-//!   not started yet is named by id and looked up on arrival), so no id is cloned or hashed on
-//!   the way; it holds a clone of the sending handle's transport (a reference count), for
-//!   [`Context::chain`]. The message itself is the box the sender's context made.
+//!   (reused), and an entry of 24 bytes in the queue's vectors for its instant (reused). The
+//!   event names its receiver by slot, found when it is sent from a one-entry cache on the
+//!   sender's slot (a node keeps its slot for the whole run; a receiver not started yet is named
+//!   by id and looked up on arrival), so no id is cloned or hashed on the way. For
+//!   [`Context::chain`] it notes only that the chain is its sender alone when the handle was
+//!   issued for the sender and never passed on (the common case, which costs no reference
+//!   count); otherwise it holds a clone of the handle's transport. The message itself is the box
+//!   the sender's context made.
 //! - A timer: a slot in the timer table (reused) and a queue entry carrying the timer's token.
 //! - Between machines: the message's JSON, sealed into a new buffer, and a box for it.
 //!
 //! Events due at one later instant wait unsorted in a bucket of their own, ordered once when
-//! their instant comes, by a counting pass over their keys and an insertion sort.
+//! their instant comes, by a counting pass over their keys and an insertion sort; an event due
+//! at the current instant is put in place, found by a binary search, among those pushed since
+//! the instant began, and a pop takes the lesser of the two.
 //!
 //! # Examples
 //!
@@ -97,13 +104,15 @@ mod tables;
 pub mod trace;
 mod world;
 
-use std::cell::RefCell;
+#[cfg(test)]
+mod tests;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 
 use crate::context::Context;
-use crate::controller::{Call, ErasedHandled, MachineController, Via};
+use crate::controller::{Call, DeliveryError, ErasedHandled, MachineController};
 use crate::handle::{Handle, MachineHandle};
 use crate::ids::{MachineId, NodeId};
 use crate::node::Node;
@@ -117,7 +126,7 @@ pub use sweep::{Failure, Swarm, Sweep, SweepReport, Trial};
 pub use trace::{first_divergence, Divergence, TraceEntry, TraceKind};
 
 use controller::SimController;
-use world::{Ending, Handling, MachineSlot, Shared, TaskFut, Work, World};
+use world::{Ending, HandlerChain, Handling, MachineSlot, Shared, TaskFut, Work, World};
 
 /// The latency of messages between machines: a normal distribution, clipped below.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -197,7 +206,7 @@ pub struct Simulation {
     shared: Arc<Shared>,
     /// Every node's id by slot, beside the world (which holds the same): a handler borrows its
     /// id from here while the world is unlocked.
-    ids: RefCell<Vec<NodeId>>,
+    ids: Vec<NodeId>,
     /// The machines' controllers, by index, kept outside the world's lock so that running a
     /// handler needs no clone of one.
     ctrls: Vec<Arc<dyn MachineController>>,
@@ -237,7 +246,7 @@ impl Simulation {
             world.insert_idle(id.clone(), machine, Box::new(Driver));
             id
         };
-        Simulation { shared, ids: RefCell::new(Vec::new()), ctrls, driver, driver_ctrl }
+        Simulation { shared, ids: Vec::new(), ctrls, driver, driver_ctrl }
     }
 
     fn new_machine(shared: &Arc<Shared>, hidden: bool) -> Arc<dyn MachineController> {
@@ -343,70 +352,97 @@ impl Simulation {
         loop {
             // One lock per step: the last handler's node goes back, the next work comes out.
             // What a step leaves behind (node states, futures) is dropped with the world unlocked.
-            let work = self.shared.step(&mut handling, until, &mut trash, &mut self.ids.borrow_mut());
+            let ready = self.shared.step(&mut handling, until, &mut trash, &mut self.ids);
             if !trash.is_empty() {
                 trash.clear();
             }
-            let Some(work) = work else { break };
-            self.perform(work, &mut handling);
+            if !ready {
+                break;
+            }
+            if handling.work.is_none() {
+                self.handle(&mut handling);
+            } else if let Some(work) = handling.work.take() {
+                self.perform(work, &mut handling);
+            }
         }
         self.shared.lock().stats.events - before
     }
 
-    /// Runs node code with the world unlocked, then gives the world the result; a node whose
-    /// handler or hook ended normally is left in `handling`, for the next step to put back.
+    /// Runs the handler of the message in `handling` with the world unlocked; a node whose
+    /// handler ended normally is left in `handling`, for the next step to put back.
+    #[inline(always)]
+    fn handle(&self, handling: &mut Handling) {
+        let handled = {
+            let ctrl = &self.ctrls[handling.machine];
+            // The handler borrows its id from the dense copy: no clone, no cold cache line.
+            let id = &self.ids[handling.slot];
+            let (Some(node), Some(message)) = (&mut handling.node, handling.message.take()) else {
+                unreachable!("the world writes a node and a message for Work::Handle")
+            };
+            let (chain, rng) = (handling.via.chain(&self.ids), &mut handling.rng);
+            catch_unwind(AssertUnwindSafe(|| node.handle(Call { ctrl, id, chain, rng: Some(rng) }, message)))
+        };
+        // A handler that ran to its end leaves nothing to drop and nothing more to do. (Each
+        // other arm moves its value out, so that the first needs no drop glue.)
+        match handled {
+            Ok(Ok(ErasedHandled::Done)) => {}
+            Ok(Ok(ErasedHandled::Async(message))) => self.start_async_handler(message, handling),
+            Ok(Err(e)) => self.handled_wrong_type(&e, handling),
+            Err(panic) => self.handler_panicked(&*panic, handling),
+        }
+    }
+
+    /// The handler in `handling` is `async`: it runs as a task that owns its node.
+    #[inline(never)]
+    fn start_async_handler(&self, message: Box<dyn std::any::Any + Send>, handling: &mut Handling) {
+        let ctrl = &self.ctrls[handling.machine];
+        let id = self.ids[handling.slot].clone();
+        let node = handling.node.take().expect("the node is in `handling`");
+        handling.lent_rng = false;
+        self.shared.lock().restore_rng(&id, handling.rng.clone());
+        let via = std::mem::replace(&mut handling.via, HandlerChain::None);
+        let fut = node.handle_async(Arc::clone(ctrl), id.clone(), via.into_shared(&self.ids), message);
+        let task = self.shared.lock().create_task(&id, TaskFut::Handler(fut), &self.shared.wakes);
+        if let Some(task) = task {
+            let work = {
+                let mut world = self.shared.lock();
+                world.suspend(&id, task);
+                world.take_for_poll(task)
+            };
+            if let Some(work) = work {
+                self.perform(work, handling);
+            }
+        }
+    }
+
+    /// The message in `handling` was not for its node's type: the node goes back.
+    #[inline(never)]
+    fn handled_wrong_type(&self, e: &DeliveryError, handling: &mut Handling) {
+        let id = self.ids[handling.slot].clone();
+        tracing::warn!(node = %id, error = %e, "dz sim: message of the wrong type");
+        handling.lent_rng = false;
+        if let Some(node) = handling.node.take() {
+            self.shared.lock().put_back(&id, node);
+        }
+    }
+
+    /// The handler in `handling` panicked: its node ends with it, dropped here, unlocked.
+    #[inline(never)]
+    fn handler_panicked(&self, panic: &(dyn std::any::Any + Send), handling: &mut Handling) {
+        let id = self.ids[handling.slot].clone();
+        handling.lent_rng = false;
+        let node = handling.node.take();
+        self.node_panicked(&id, panic);
+        drop(node);
+    }
+
+    /// Runs node code other than a handler (hooks, tasks, wakers) with the world unlocked, then
+    /// gives the world the result; a node whose hook ended normally is left in `handling`, for
+    /// the next step to put back.
+    #[inline(never)]
     fn perform(&self, work: Work, handling: &mut Handling) {
         match work {
-            Work::Handle => {
-                let ctrl = &self.ctrls[handling.machine];
-                // The handler borrows its id from the dense copy: no clone, no cold cache line.
-                let ids = self.ids.borrow();
-                let id = &ids[handling.slot];
-                let (Some(node), Some(message)) = (&mut handling.node, handling.message.take()) else {
-                    unreachable!("the world writes a node and a message for Work::Handle")
-                };
-                let (via, rng) = (&handling.via, &mut handling.rng);
-                let handled = catch_unwind(AssertUnwindSafe(|| {
-                    node.handle(Call { ctrl, id, chain: via.chain(), rng: Some(rng) }, message)
-                }));
-                match handled {
-                    Ok(Ok(ErasedHandled::Done)) => {}
-                    Ok(Ok(ErasedHandled::Async(message))) => {
-                        let id = id.clone();
-                        drop(ids);
-                        let node = handling.node.take().expect("the node is in `handling`");
-                        handling.lent_rng = false;
-                        self.shared.lock().restore_rng(&id, handling.rng.clone());
-                        let via = std::mem::replace(&mut handling.via, Via::Timer);
-                        let fut = node.handle_async(Arc::clone(ctrl), id.clone(), via.into_shared(), message);
-                        let task = self.shared.lock().create_task(&id, TaskFut::Handler(fut), &self.shared.wakes);
-                        if let Some(task) = task {
-                            let work = {
-                                let mut world = self.shared.lock();
-                                world.suspend(&id, task);
-                                world.take_for_poll(task)
-                            };
-                            if let Some(work) = work {
-                                self.perform(work, handling);
-                            }
-                        }
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(node = %id, error = %e, "dz sim: message of the wrong type");
-                        handling.lent_rng = false;
-                        if let Some(node) = handling.node.take() {
-                            self.shared.lock().put_back(id, node);
-                        }
-                    }
-                    Err(panic) => {
-                        // The node ends with its handler: it is dropped here, unlocked.
-                        handling.lent_rng = false;
-                        let node = handling.node.take();
-                        self.node_panicked(id, &*panic);
-                        drop(node);
-                    }
-                }
-            }
+            Work::Handle => self.handle(handling),
             Work::Start { id, ctrl, mut node } => match catch_unwind(AssertUnwindSafe(|| node.started(&ctrl, &id))) {
                 Ok(()) => match self.shared.lock().slot_of(&id) {
                     Some(slot) => handling.finished(slot, node),

@@ -9,7 +9,9 @@ use crate::parcel::Parcel;
 use super::faults::Verdict;
 use super::tables::NodeState;
 use super::trace::TraceKind;
-use super::world::{Ending, Event, JsonPayload, JsonSpawn, Payload, SpawnPayload, Target, World};
+use super::world::{
+    Ending, Event, JsonPayload, JsonSpawn, LocalChain, Payload, SpawnEvent, SpawnPayload, Target, TerminateEvent, World,
+};
 use super::WireFrame;
 use crate::security::{LinkKey, MachineSecret, NodeSecret};
 
@@ -44,11 +46,11 @@ impl World {
         }
         let target = match self.nodes.find_receiver(sender, to.id()) {
             Some(index) => Target::Slot(index),
-            None => Target::Id(to.id().clone()),
+            None => Target::Id(Box::new(to.id().clone())),
         };
-        let payload = Payload::Local(message, Some(to.transport().clone()));
+        let payload = Payload::Local(message, LocalChain::of(to.transport(), from));
         let due = self.due_on_link(from, to.id(), self.now);
-        self.queue.push(due, Event::Deliver { from: sender, to: target, machine: from_machine, payload });
+        self.queue.push(due, Event::deliver(sender, target, from_machine, payload));
     }
 
     /// [`World::send`] to a node its handle places on another machine.
@@ -67,7 +69,7 @@ impl World {
             return;
         };
         let payload = if machine == from_machine {
-            Payload::Local(message, Some(to.transport().clone()))
+            Payload::Local(message, LocalChain::of(to.transport(), from))
         } else {
             match message.to_json() {
                 Ok(bytes) => {
@@ -107,14 +109,14 @@ impl World {
         };
         let target = match self.nodes.find_receiver(sender, to.id()) {
             Some(index) => Target::Slot(index),
-            None => Target::Id(to.id().clone()),
+            None => Target::Id(Box::new(to.id().clone())),
         };
         if machine != from_machine && self.faults.active() {
             return self.send_through_faults(from_machine, (sender, from), (to.id(), target), machine, payload);
         }
         let at = if machine == from_machine { self.now } else { self.now + self.latency(from_machine, machine) };
         let due = self.due_on_link(from, to.id(), at);
-        self.queue.push(due, Event::Deliver { from: sender, to: target, machine, payload });
+        self.queue.push(due, Event::deliver(sender, target, machine, payload));
     }
 
     /// A message between machines while faults are on: it may be cut off, dropped, duplicated
@@ -152,7 +154,7 @@ impl World {
                         Target::Slot(index) => Target::Slot(*index),
                         Target::Id(id) => Target::Id(id.clone()),
                     };
-                    self.queue.push(due, Event::Deliver { from: sender, to, machine, payload: copy });
+                    self.queue.push(due, Event::deliver(sender, to, machine, copy));
                 }
                 let at = self.now + self.latency(from_machine, machine);
                 let due = match hold_micros {
@@ -162,7 +164,7 @@ impl World {
                     }
                     None => self.due_on_link(from, to, at),
                 };
-                self.queue.push(due, Event::Deliver { from: sender, to: target, machine, payload });
+                self.queue.push(due, Event::deliver(sender, target, machine, payload));
             }
         }
     }
@@ -261,7 +263,7 @@ impl World {
         };
         let at = self.now + self.latency(from_machine, machine);
         let due = self.due_on_link(&from, &id, at);
-        self.queue.push(due, Event::Spawn { from, id, machine, node });
+        self.queue.push(due, Event::Spawn(Box::new(SpawnEvent { from, id, machine, node })));
         key
     }
 
@@ -299,7 +301,7 @@ impl World {
         }
         let at = self.now + self.latency(from_machine, machine);
         let due = self.due_on_link(&from, &target, at);
-        self.queue.push(due, Event::Terminate { from, target });
+        self.queue.push(due, Event::Terminate(Box::new(TerminateEvent { from, target })));
     }
 
     /// Puts a frame on the wire from outside (a test playing the attacker); `false` if its
@@ -318,10 +320,8 @@ impl World {
         };
         let at = self.now + self.latency(from_machine, machine);
         let due = self.due_at(at);
-        self.queue.push(
-            due,
-            Event::Deliver { from: sender, to: Target::Id(frame.to), machine, payload: Payload::Json(Box::new(json)) },
-        );
+        self.queue
+            .push(due, Event::deliver(sender, Target::Id(Box::new(frame.to)), machine, Payload::Json(Box::new(json))));
         true
     }
 }

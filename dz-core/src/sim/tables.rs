@@ -175,6 +175,7 @@ impl TimerTable {
         (u64::from(*generation) << 32) | u64::from(index)
     }
 
+    #[inline(always)]
     pub(super) fn locate(&self, token: u64) -> Option<usize> {
         let index = (token & 0xffff_ffff) as usize;
         let (generation, slot) = self.slots.get(index)?;
@@ -185,14 +186,23 @@ impl TimerTable {
         self.locate(token).and_then(|i| self.slots[i].1.as_ref())
     }
 
-    pub(super) fn get_mut(&mut self, token: u64) -> Option<&mut TimerSlot> {
-        self.locate(token).and_then(|i| self.slots[i].1.as_mut())
-    }
-
     pub(super) fn remove(&mut self, token: u64) -> Option<TimerSlot> {
         let i = self.locate(token)?;
-        self.free.push(i as u32);
-        self.slots[i].1.take()
+        self.remove_at(i)
+    }
+
+    /// The timer in slot `index` (found with [`TimerTable::locate`]).
+    #[inline(always)]
+    pub(super) fn at_mut(&mut self, index: usize) -> Option<&mut TimerSlot> {
+        self.slots.get_mut(index).and_then(|(_, slot)| slot.as_mut())
+    }
+
+    /// Removes the timer in slot `index` (found with [`TimerTable::locate`]).
+    #[inline(always)]
+    pub(super) fn remove_at(&mut self, index: usize) -> Option<TimerSlot> {
+        let timer = self.slots.get_mut(index)?.1.take()?;
+        self.free.push(index as u32);
+        Some(timer)
     }
 
     pub(super) fn drain(&mut self) -> impl Iterator<Item = TimerSlot> + '_ {

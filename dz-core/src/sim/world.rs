@@ -2,10 +2,11 @@
 //!
 //! The world never runs node code while its lock is held. [`Shared::step`] puts back the node
 //! the last step ran on, then [`World::next_work`] takes events off the queue, settles those that
-//! need no node code (drops, cancelled timers) and returns the first piece of [`Work`] that does;
-//! a message to handle is written into the run loop's [`Handling`] rather than returned. The
-//! simulation runs the work with the lock released (so that the node can call back through its
-//! context) and leaves the node in the `Handling` for the next step.
+//! need no node code (drops, cancelled timers) and writes the first piece of work that does into
+//! the run loop's [`Handling`] (a message to handle in place, other [`Work`] in
+//! [`Handling::work`]), returning only whether there is one. The simulation runs the work with
+//! the lock released (so that the node can call back through its context) and leaves the node
+//! in the `Handling` for the next step.
 //!
 //! Maps keyed by id are `HashMap`s used for look-ups only and never iterated, so their seeded
 //! order cannot leak into a run; everything iterated is a `Vec` or a `BTreeMap`.
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
 
-use crate::controller::{ErasedNode, ErasedNodeFuture, MachineController, NodeFactory, TaskFuture, TimerMessage, Via};
+use crate::controller::{ErasedNode, ErasedNodeFuture, MachineController, NodeFactory, TaskFuture, TimerMessage};
 use crate::handle::{MachineHandle, Transport};
 use crate::ids::{MachineId, NodeId};
 use crate::parcel::Parcel;
@@ -67,16 +68,17 @@ impl Shared {
 
     /// One step's time under the lock: puts back the node the last step finished with (in
     /// `handling`; or stops it, if it asked to: that is then the next work), queues the tasks
-    /// woken since, and takes the next piece of work due by `until` (a message to handle is
-    /// written into `handling`). What the last step left to drop is swapped into `trash` (empty on
-    /// entry), to be dropped unlocked; ids of nodes started since are appended to `ids`.
+    /// woken since, and takes the next piece of work due by `until`, written into `handling` (a
+    /// message to handle, or else [`Handling::work`]); `false` if there is none. What the last
+    /// step left to drop is swapped into `trash` (empty on entry), to be dropped unlocked; ids of
+    /// nodes started since are appended to `ids`.
     pub(crate) fn step(
         &self,
         handling: &mut Handling,
         until: Option<u64>,
         trash: &mut Vec<Box<dyn Any + Send>>,
         ids: &mut Vec<NodeId>,
-    ) -> Option<Work> {
+    ) -> bool {
         let woken = self.wakes.take();
         let mut world = self.lock();
         let mut stop = None;
@@ -91,15 +93,20 @@ impl Shared {
         if !woken.is_empty() {
             world.push_polls(woken);
         }
-        std::mem::swap(trash, &mut world.trash);
-        let work = match stop {
-            Some(stop) => Some(stop),
+        if !world.trash.is_empty() {
+            std::mem::swap(trash, &mut world.trash);
+        }
+        let ready = match stop {
+            Some(stop) => {
+                handling.work = Some(stop);
+                true
+            }
             None => world.next_work(until, handling),
         };
         if !world.nodes.fresh.is_empty() {
             ids.append(&mut world.nodes.fresh);
         }
-        work
+        ready
     }
 }
 
@@ -120,10 +127,21 @@ pub(crate) struct Handling {
     /// The message (`None` once handed to the handler).
     pub(crate) message: Option<Parcel>,
     /// Where its chain comes from.
-    pub(crate) via: Via,
+    pub(crate) via: HandlerChain,
+    /// Work other than a message to handle, if that is what the step found.
+    pub(crate) work: Option<Work>,
 }
 
 impl Handling {
+    /// Sets the work a step found (a message to handle is already in place); `true`.
+    #[inline(never)]
+    fn set_work(&mut self, work: Work) -> bool {
+        if !matches!(work, Work::Handle) {
+            self.work = Some(work);
+        }
+        true
+    }
+
     /// A hook or `async` handler of the node in `slot` ended normally, without its random stream:
     /// the next step puts the node back.
     pub(crate) fn finished(&mut self, slot: usize, node: Box<dyn ErasedNode>) {
@@ -142,7 +160,8 @@ impl Default for Handling {
             rng: DetRng::from_seed(0),
             lent_rng: false,
             message: None,
-            via: Via::Timer,
+            via: HandlerChain::None,
+            work: None,
         }
     }
 }
@@ -155,10 +174,81 @@ pub(crate) enum Sender {
     Id(NodeId),
 }
 
+impl Sender {
+    /// The chain of a message from this sender through a handle issued for it.
+    fn own_chain(&self) -> HandlerChain {
+        match self {
+            Sender::Slot(i) => HandlerChain::Slot(*i),
+            Sender::Id(id) => HandlerChain::Id(id.clone()),
+        }
+    }
+}
+
+/// Where the delegation chain of a message within a machine comes from.
+pub(crate) enum LocalChain {
+    /// A timer's message: it has none.
+    Timer,
+    /// The handle was issued for its sender and never passed on (the common case), so the chain
+    /// is the sender alone: nothing is kept for it, and the send costs no reference count.
+    Sender,
+    /// Any other handle: its transport, kept for its chain.
+    Transport(Transport),
+}
+
+impl LocalChain {
+    /// The chain of a message `from` sends through `transport`.
+    #[inline(always)]
+    pub(crate) fn of(transport: &Transport, from: &NodeId) -> Self {
+        match transport.chain() {
+            [only] if only == from => LocalChain::Sender,
+            _ => LocalChain::Transport(transport.clone()),
+        }
+    }
+}
+
+/// The delegation chain of the message being handled, as [`Handling`] keeps it.
+pub(crate) enum HandlerChain {
+    /// None: a timer's message.
+    None,
+    /// The node in this slot alone (its id is read from the simulation's dense copy of ids).
+    Slot(usize),
+    /// This node alone.
+    Id(NodeId),
+    /// The chain of this transport.
+    Transport(Transport),
+    /// This chain, read off the wire.
+    Shared(Arc<[NodeId]>),
+}
+
+impl HandlerChain {
+    /// The chain, given every node's id by slot.
+    #[inline(always)]
+    pub(crate) fn chain<'a>(&'a self, ids: &'a [NodeId]) -> &'a [NodeId] {
+        match self {
+            HandlerChain::None => &[],
+            HandlerChain::Slot(i) => std::slice::from_ref(&ids[*i]),
+            HandlerChain::Id(id) => std::slice::from_ref(id),
+            HandlerChain::Transport(t) => t.chain(),
+            HandlerChain::Shared(chain) => chain,
+        }
+    }
+
+    /// The chain, shared (for an `async` handler, which keeps it).
+    pub(crate) fn into_shared(self, ids: &[NodeId]) -> Arc<[NodeId]> {
+        match self {
+            HandlerChain::None => Arc::from(Vec::new()),
+            HandlerChain::Slot(i) => Arc::from(vec![ids[i].clone()]),
+            HandlerChain::Id(id) => Arc::from(vec![id]),
+            HandlerChain::Transport(t) => Arc::clone(t.shared_chain()),
+            HandlerChain::Shared(chain) => chain,
+        }
+    }
+}
+
 /// A message on its way: typed within a machine, JSON between machines.
 pub(crate) enum Payload {
-    /// With the transport it was sent through (`None` for a timer's message).
-    Local(Parcel, Option<Transport>),
+    /// With where its chain comes from.
+    Local(Parcel, LocalChain),
     /// Boxed, so that the common local case keeps events small.
     Json(Box<JsonPayload>),
 }
@@ -212,28 +302,27 @@ pub(crate) enum Target {
     /// The node in this slot, found when the message was sent (a node keeps its slot for the
     /// whole run, so the slot names it as well as its id does, and costs no look-up on arrival).
     Slot(usize),
-    /// A node not found when the message was sent (not started yet, or never to be).
-    Id(NodeId),
+    /// A node not found when the message was sent (not started yet, or never to be); boxed, so
+    /// that the common case keeps events small.
+    Id(Box<NodeId>),
 }
 
+/// What the queue holds. The common event, a message, is kept to 64 bytes (the rare big ones
+/// are boxed), since every event is written into the queue's slab and read back out: 8 for the
+/// sender and the machine, 16 for the receiver, 24 for the message's [`Parcel`] (which carries
+/// small messages inline rather than in a box of their own) and 16 for where its chain comes
+/// from.
 pub(crate) enum Event {
-    /// `from` is the sender's slot (every sender has one).
+    /// `from` is the sender's slot (every sender has one), `machine` the index of the machine
+    /// it was sent to (both below 2^32, to keep the event small: see [`Event::deliver`]).
     Deliver {
-        from: usize,
+        from: u32,
+        machine: u32,
         to: Target,
-        machine: usize,
         payload: Payload,
     },
-    Spawn {
-        from: NodeId,
-        id: NodeId,
-        machine: usize,
-        node: SpawnPayload,
-    },
-    Terminate {
-        from: NodeId,
-        target: NodeId,
-    },
+    Spawn(Box<SpawnEvent>),
+    Terminate(Box<TerminateEvent>),
     Crash {
         machine: usize,
     },
@@ -248,6 +337,31 @@ pub(crate) enum Event {
         node: NodeId,
     },
 }
+
+impl Event {
+    /// A message from the node in slot `from` to `to` on machine `machine`.
+    #[inline(always)]
+    pub(crate) fn deliver(from: usize, to: Target, machine: usize, payload: Payload) -> Self {
+        debug_assert!(from <= u32::MAX as usize && machine <= u32::MAX as usize, "more than 2^32 nodes or machines");
+        Event::Deliver { from: from as u32, machine: machine as u32, to, payload }
+    }
+}
+
+/// A node on its way to the machine it is spawned on.
+pub(crate) struct SpawnEvent {
+    pub(crate) from: NodeId,
+    pub(crate) id: NodeId,
+    pub(crate) machine: usize,
+    pub(crate) node: SpawnPayload,
+}
+
+/// A termination on its way.
+pub(crate) struct TerminateEvent {
+    pub(crate) from: NodeId,
+    pub(crate) target: NodeId,
+}
+
+const _: () = assert!(std::mem::size_of::<Event>() <= 64 && std::mem::size_of::<Option<Event>>() <= 64);
 
 pub(crate) enum TaskFut {
     /// An `async` handler: owns its node and gives it back.
@@ -593,50 +707,112 @@ impl World {
     // ---- taking events off the queue ------------------------------------------------------
 
     /// Takes events off the queue up to `until` (virtual microseconds, inclusive) until one needs
-    /// node code, and returns that work; `None` when no event is due by then.
-    pub(crate) fn next_work(&mut self, until: Option<u64>, handling: &mut Handling) -> Option<Work> {
+    /// node code, and writes that work into `handling` (a message to handle, or else
+    /// [`Handling::work`]); `false` when no event is due by then. The common case moves no
+    /// [`Work`] around: it returns one flag.
+    pub(crate) fn next_work(&mut self, until: Option<u64>, handling: &mut Handling) -> bool {
         loop {
-            let next = self.queue.peek_micros()?;
-            if until.is_some_and(|u| next > u) {
-                return None;
-            }
-            let (due, popped) = self.queue.pop()?;
+            let Some((due, popped)) = self.queue.pop_by(until) else { return false };
             self.now = self.now.max(due.micros);
             self.stats.events += 1;
-            let work = match popped {
-                Popped::Direct(token) => self.fire_timer(token, handling),
-                Popped::Event(event) => self.on_event(event, handling),
+            // The common cases, kept small and in one path: a timer's message, or a message
+            // within a machine to a node found by slot when it was sent.
+            let (index, from, message, transport, machine) = match popped {
+                Popped::Direct(token) => match self.fire_timer(token) {
+                    Some((node, message)) => (node, node, message, LocalChain::Timer, None),
+                    None => continue,
+                },
+                Popped::Event(Event::Deliver {
+                    from,
+                    to: Target::Slot(index),
+                    machine,
+                    payload: Payload::Local(message, transport),
+                }) => (index, from as usize, message, transport, Some(machine as usize)),
+                Popped::Event(event) => match self.on_other_event(event, handling) {
+                    Some(work) => return handling.set_work(work),
+                    None => continue,
+                },
             };
-            if work.is_some() {
-                return work;
+            // The receiver's slot is looked up once, here, for all that follows.
+            let slot = &mut self.nodes.slots[index];
+            let on_its_machine = machine.map_or(true, |m| m == slot.machine);
+            if !on_its_machine || !matches!(slot.state, NodeState::Idle(_)) {
+                // Busy, gone, or elsewhere: the message waits in the mailbox, or is dropped.
+                let payload = Payload::Local(message, transport);
+                match self.deliver_elsewhere(index, from, machine, payload, handling) {
+                    Some(work) => return handling.set_work(work),
+                    None => continue,
+                }
             }
+            let NodeState::Idle(node) = std::mem::replace(&mut slot.state, NodeState::Busy) else {
+                unreachable!("checked just above")
+            };
+            slot.stats.received += 1;
+            handling.slot = index;
+            handling.machine = slot.machine;
+            handling.rng = slot.rng.clone();
+            handling.lent_rng = true;
+            let to_hash = slot.id.stable_hash();
+            let (name, name_hash) = message.name_and_hash();
+            handling.node = Some(node);
+            handling.message = Some(message);
+            handling.via = match transport {
+                LocalChain::Timer => HandlerChain::None,
+                LocalChain::Sender => HandlerChain::Slot(from),
+                LocalChain::Transport(t) => HandlerChain::Transport(t),
+            };
+            self.nodes.last.set(index);
+            self.stats.delivered += 1;
+            if self.trace.keeps_entries() {
+                let slots = &self.nodes.slots;
+                let (from, to) = (&slots[from].id, &slots[index].id);
+                self.trace.record_hashed(self.now, TraceKind::Deliver, from, to, name, name_hash);
+            } else {
+                let from_hash = if from == index { to_hash } else { self.nodes.slots[from].id.stable_hash() };
+                self.trace.record_hashes(self.now, TraceKind::Deliver, from_hash, to_hash, name_hash);
+            }
+            return true;
         }
     }
 
-    #[inline(always)]
-    fn on_event(&mut self, event: Event, handling: &mut Handling) -> Option<Work> {
-        match event {
-            Event::Deliver { from, to: Target::Slot(index), machine, payload }
-                if machine == self.nodes.slots[index].machine =>
-            {
-                self.deliver_to_slot(index, Sender::Slot(from), payload, handling)
-            }
-            event => self.on_other_event(event, handling),
+    /// [`World::next_work`] for a message within a machine to a node found by slot that is not
+    /// idle where it was sent to (`machine`, `None` for a timer's message).
+    #[inline(never)]
+    fn deliver_elsewhere(
+        &mut self,
+        index: usize,
+        from: usize,
+        machine: Option<usize>,
+        payload: Payload,
+        handling: &mut Handling,
+    ) -> Option<Work> {
+        if machine.is_some_and(|m| m != self.nodes.slots[index].machine) {
+            let (from, to) = (self.nodes.slots[from].id.clone(), self.nodes.slots[index].id.clone());
+            self.drop_message(&from, &to, payload.name(), "node is not on that machine");
+            return None;
         }
+        self.deliver_to_slot(index, Sender::Slot(from), payload, handling)
     }
 
-    /// [`World::on_event`] for every event but a message to a node found by slot where it was
-    /// sent (the common case, kept small).
+    /// [`World::next_work`] for every event but a message within a machine to a node found by
+    /// slot where it was sent (the common case, kept small): messages between machines among
+    /// them.
     #[inline(never)]
     fn on_other_event(&mut self, event: Event, handling: &mut Handling) -> Option<Work> {
         match event {
+            Event::Deliver { from, to: Target::Slot(index), machine, payload }
+                if machine as usize == self.nodes.slots[index].machine =>
+            {
+                self.deliver_to_slot(index, Sender::Slot(from as usize), payload, handling)
+            }
             Event::Deliver { from, to: Target::Slot(index), payload, .. } => {
+                let from = from as usize;
                 let (from, to) = (self.nodes.slots[from].id.clone(), self.nodes.slots[index].id.clone());
                 self.drop_message(&from, &to, payload.name(), "node is not on that machine");
                 None
             }
             Event::Deliver { from, to: Target::Id(to), machine, payload } => {
-                self.deliver(Sender::Slot(from), to, Some(machine), payload, handling)
+                self.deliver(Sender::Slot(from as usize), *to, Some(machine as usize), payload, handling)
             }
             Event::Crash { machine } => {
                 self.crash(machine);
@@ -646,8 +822,11 @@ impl World {
                 self.restart(machine);
                 None
             }
-            Event::Spawn { from, id, machine, node } => self.start_node(from, id, machine, node),
-            Event::Terminate { from, target } => self.stop_node(from, target),
+            Event::Spawn(spawn) => {
+                let SpawnEvent { from, id, machine, node } = *spawn;
+                self.start_node(from, id, machine, node)
+            }
+            Event::Terminate(terminate) => self.stop_node(terminate.from, terminate.target),
             Event::WakeAt(waker) => Some(Work::Wake(waker)),
             Event::Poll { task } => self.take_for_poll(task),
             Event::Drain { node } => {
@@ -693,34 +872,10 @@ impl World {
     }
 
     /// [`World::deliver`] to the node in slot `index`: the message, its node and what the handler
-    /// needs are written into `handling`.
-    #[inline(always)]
-    fn deliver_to_slot(
-        &mut self,
-        index: usize,
-        from: Sender,
-        payload: Payload,
-        handling: &mut Handling,
-    ) -> Option<Work> {
-        // The common case, kept small: a message within a machine (or a timer's) to an idle node.
-        let slot = &mut self.nodes.slots[index];
-        match payload {
-            Payload::Local(message, transport) if matches!(slot.state, NodeState::Idle(_)) => {
-                let NodeState::Idle(node) = std::mem::replace(&mut slot.state, NodeState::Busy) else {
-                    unreachable!("checked just above")
-                };
-                self.nodes.last.set(index);
-                let name = message.name_and_hash();
-                let via = transport.map_or(Via::Timer, Via::Transport);
-                Some(self.hand_over(index, &from, node, (message, via), name, handling))
-            }
-            payload => self.deliver_to_slot_slow(index, from, payload, handling),
-        }
-    }
-
-    /// [`World::deliver_to_slot`] for messages between machines and nodes that are not idle.
+    /// needs are written into `handling`. (Out of line: [`World::next_work`] has the common case,
+    /// a message within a machine to an idle node, inline.)
     #[inline(never)]
-    fn deliver_to_slot_slow(
+    fn deliver_to_slot(
         &mut self,
         index: usize,
         from: Sender,
@@ -760,9 +915,11 @@ impl World {
             unreachable!("checked just above")
         };
         let (message, via) = match payload {
-            Payload::Local(m, transport) => (m, transport.map_or(Via::Timer, Via::Transport)),
+            Payload::Local(m, LocalChain::Timer) => (m, HandlerChain::None),
+            Payload::Local(m, LocalChain::Sender) => (m, from.own_chain()),
+            Payload::Local(m, LocalChain::Transport(t)) => (m, HandlerChain::Transport(t)),
             Payload::Json(json) => match node.decode_message(&json.bytes) {
-                Ok(m) => (m, Via::Chain(json.chain)),
+                Ok(m) => (m, HandlerChain::Shared(json.chain)),
                 Err(e) => {
                     slot.state = NodeState::Idle(node);
                     let (from, to) = (self.sender_id(&from), self.nodes.slots[index].id.clone());
@@ -772,7 +929,8 @@ impl World {
                 }
             },
         };
-        Some(self.hand_over(index, &from, node, (message, via), (name, name_hash), handling))
+        self.hand_over(index, &from, node, (message, via), (name, name_hash), handling);
+        Some(Work::Handle)
     }
 
     /// Hands `message` and `node`, taken out of slot `index`, to the handler: they are written
@@ -783,10 +941,10 @@ impl World {
         index: usize,
         from: &Sender,
         node: Box<dyn ErasedNode>,
-        (message, via): (Parcel, Via),
+        (message, via): (Parcel, HandlerChain),
         (name, name_hash): (&'static str, u64),
         handling: &mut Handling,
-    ) -> Work {
+    ) {
         let slot = &mut self.nodes.slots[index];
         slot.stats.received += 1;
         handling.slot = index;
@@ -803,7 +961,6 @@ impl World {
             Sender::Id(id) => id,
         };
         self.trace.record_hashed(self.now, TraceKind::Deliver, from, &slots[index].id, name, name_hash);
-        Work::Handle
     }
 
     /// Opens a sealed message for the node in slot `index`, in place; the machine counts a
@@ -818,12 +975,12 @@ impl World {
         Ok(())
     }
 
-    /// Delivers a timer's message. A node's timers are not unlinked when it ends: they are
-    /// dropped here, when they come due and find their node gone.
-    /// The next message of the periodic timer `token`, which is queued again a period later.
+    /// The next message of the periodic timer `token`, in the timer table's slot `index`, which
+    /// is queued again a period later.
     #[inline(never)]
-    fn fire_periodic(&mut self, token: u64) -> Option<Parcel> {
-        let TimerMessage::Every { period_micros, make } = &mut self.timers.get_mut(token)?.message else {
+    fn fire_periodic(&mut self, index: usize, token: u64) -> Option<Parcel> {
+        let Some(TimerSlot { message: TimerMessage::Every { period_micros, make }, .. }) = self.timers.at_mut(index)
+        else {
             return None;
         };
         let next = self.now.saturating_add(*period_micros);
@@ -833,22 +990,30 @@ impl World {
         Some(message)
     }
 
-    fn fire_timer(&mut self, token: u64, handling: &mut Handling) -> Option<Work> {
-        let timer = self.timers.get_mut(token)?;
-        let node = timer.node;
+    /// Fires the timer `token`: its node's slot and the message to deliver, found with one
+    /// look-up in the timer table. A node's timers are not unlinked when it ends: they are
+    /// dropped here, when they come due and find their node gone.
+    #[inline(always)]
+    fn fire_timer(&mut self, token: u64) -> Option<(usize, Parcel)> {
+        let index = self.timers.locate(token)?;
+        let (node, once) = match self.timers.at_mut(index)? {
+            TimerSlot { node, message: TimerMessage::Once(_) } => (*node, true),
+            TimerSlot { node, .. } => (*node, false),
+        };
         if matches!(self.nodes.slots[node].state, NodeState::Dead) {
-            self.remove_timer(token);
+            self.timers.remove_at(index);
             return None;
         }
-        let message = match &timer.message {
-            TimerMessage::Every { .. } => self.fire_periodic(token)?,
-            TimerMessage::Once(_) => match self.timers.remove(token)?.message {
+        let message = if once {
+            match self.timers.remove_at(index)?.message {
                 TimerMessage::Once(message) => message,
                 TimerMessage::Every { .. } => return None,
-            },
+            }
+        } else {
+            self.fire_periodic(index, token)?
         };
         self.nodes.slots[node].stats.sent += 1;
-        self.deliver_to_slot(node, Sender::Slot(node), Payload::Local(message, None), handling)
+        Some((node, message))
     }
 
     fn start_node(&mut self, from: NodeId, id: NodeId, machine: usize, node: SpawnPayload) -> Option<Work> {
@@ -930,6 +1095,19 @@ impl World {
         if let Some(rng) = rng {
             slot.rng = rng;
         }
+        // The common case, kept small: the node goes back to the slot it left busy, with no stop
+        // asked for and nothing in its mailbox.
+        if let (NodeState::Busy, false, false) = (&slot.state, slot.stop_requested, slot.has_mail()) {
+            slot.state = NodeState::Idle(node);
+            return None;
+        }
+        self.handler_done_otherwise(index, node)
+    }
+
+    /// [`World::handler_done`] for a node that asked to stop, is gone, or may have mail.
+    #[inline(never)]
+    fn handler_done_otherwise(&mut self, index: usize, node: Box<dyn ErasedNode>) -> Option<Box<dyn ErasedNode>> {
+        let slot = &mut self.nodes.slots[index];
         if slot.stop_requested {
             let id = slot.id.clone();
             self.record_stop(&id);
