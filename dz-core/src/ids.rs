@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::rng::{fold_words, DetRng};
+use crate::rng::{fold_word, DetRng};
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -54,6 +54,25 @@ fn with_new_id<R>(prefix: &str, rng: &mut DetRng, f: impl FnOnce(&str) -> R) -> 
     f(std::str::from_utf8(buf).unwrap_or_default())
 }
 
+/// [`fold_words`](crate::rng::fold_words)`(0, bytes)`, the hash an id keeps, computed a word at
+/// a time (that one is a `const fn`, which reads a byte at a time).
+fn hash_text(bytes: &[u8]) -> u64 {
+    let mut words = bytes.chunks_exact(8);
+    let mut hash = 0;
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        hash = fold_word(hash, u64::from_le_bytes(w));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        hash = fold_word(hash, u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
+    }
+    hash
+}
+
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -70,7 +89,7 @@ macro_rules! string_id {
             /// Wraps an id string as it is (no check of its shape).
             pub fn new(id: impl Into<Arc<str>>) -> Self {
                 let text = id.into();
-                $name { hash: fold_words(0, text.as_bytes()), text }
+                $name { hash: hash_text(text.as_bytes()), text }
             }
 
             /// A new id: `prefix`, an underscore, then 12 characters drawn from `rng` (the id
@@ -186,6 +205,15 @@ mod tests {
         assert_eq!(NodeId::generate("Leaf", &mut rng).as_str(), "Leaf_4Mz9OLK3iy7R");
         let long = "P".repeat(70); // longer than the stack buffer
         assert_eq!(MachineId::generate(&long, &mut rng).as_str(), format!("{long}_akcbVoR03HHO"));
+    }
+
+    #[test]
+    fn ids_hash_as_fold_words_does() {
+        let text: String = (0..40u8).map(|i| char::from(b'a' + i % 26)).collect();
+        for len in 0..=text.len() {
+            let bytes = &text.as_bytes()[..len];
+            assert_eq!(hash_text(bytes), crate::rng::fold_words(0, bytes), "{len} bytes");
+        }
     }
 
     #[test]

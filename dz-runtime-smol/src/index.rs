@@ -50,8 +50,8 @@ impl BuildHasher for IdHashing {
     }
 }
 
-/// Hashes the precomputed hash of a [`NodeId`]; anything else is folded in word by word, so it
-/// stays a correct (if slower) hasher for any key.
+/// Hashes the precomputed hash of a [`NodeId`] (or the 32 bits of it a shard keys its map by);
+/// anything else is folded in word by word, so it stays a correct (if slower) hasher for any key.
 #[derive(Debug)]
 pub(crate) struct IdHasher {
     state: u64,
@@ -73,6 +73,10 @@ impl Hasher for IdHasher {
 
     fn write_u64(&mut self, word: u64) {
         self.state = mix(self.state ^ word);
+    }
+
+    fn write_u32(&mut self, word: u32) {
+        self.write_u64(u64::from(word));
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! ## How nodes are kept
 //!
-//! A node is a 72-byte slot in a `Vec`: its id, its state (boxed, behind `dyn ErasedNode`), a
+//! A node is a 64-byte slot in a `Vec`: its id, its state (boxed, behind `dyn ErasedNode`), a
 //! generation, a few flags, and a pointer to a box made on its first mail or task that holds its
 //! mailbox (a `VecDeque` of letters) and its task list — an idle node that never had mail pays
 //! for neither. There is no executor task and no channel per node.
@@ -288,15 +288,11 @@ impl Store {
             return Err(node);
         }
         let shard = shard_of(&id);
-        let mut guard = self.shard(shard);
-        if guard.contains(&id) {
-            return Err(node);
-        }
         // A node without a `started` hook has nothing to run before its first message: it is
         // idle at once, and costs the run queue and a worker nothing.
         let starts = node.has_started_hook();
-        let state = if starts { State::Starting(node) } else { State::Idle(node) };
-        let key = guard.new_slot(shard, id, state);
+        let mut guard = self.shard(shard);
+        let key = guard.insert_new(shard, id, node, starts)?;
         let slot = &mut guard.slots[(key.index >> SHARD_BITS) as usize];
         slot.queued = starts;
         if let Some(secret) = secret {
