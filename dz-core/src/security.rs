@@ -297,11 +297,11 @@ impl<'de> Deserialize<'de> for LinkKey {
 fn kdf(key: &[u8; 32], context: &[u8], ids: &[&NodeId]) -> [u8; 32] {
     let mut buf = [0u8; 128];
     let mut len = context.len();
-    let fits = len + ids.iter().map(|id| 4 + id.as_str().len()).sum::<usize>() <= buf.len();
+    let fits = len + ids.iter().map(|id| 4 + id.as_bytes().len()).sum::<usize>() <= buf.len();
     if fits {
         buf[..len].copy_from_slice(context);
         for id in ids {
-            let bytes = id.as_str().as_bytes();
+            let bytes = id.as_bytes();
             buf[len..len + 4].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
             buf[len + 4..len + 4 + bytes.len()].copy_from_slice(bytes);
             len += 4 + bytes.len();
@@ -311,7 +311,7 @@ fn kdf(key: &[u8; 32], context: &[u8], ids: &[&NodeId]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new_keyed(key);
     hasher.update(context);
     for id in ids {
-        let bytes = id.as_str().as_bytes();
+        let bytes = id.as_bytes();
         hasher.update(&(bytes.len() as u32).to_le_bytes());
         hasher.update(bytes);
     }
@@ -322,11 +322,11 @@ fn kdf(key: &[u8; 32], context: &[u8], ids: &[&NodeId]) -> [u8; 32] {
 /// that no two (receiver, chain) pairs give the same bytes.
 fn associated_data<R>(receiver: &NodeId, chain: &[NodeId], with: impl FnOnce(&[u8]) -> R) -> R {
     let ids = || std::iter::once(receiver).chain(chain);
-    let len: usize = ids().map(|id| 8 + id.as_str().len()).sum();
+    let len: usize = ids().map(|id| 8 + id.as_bytes().len()).sum();
     let write = |aad: &mut [u8]| {
         let mut at = 0;
         for id in ids() {
-            let bytes = id.as_str().as_bytes();
+            let bytes = id.as_bytes();
             aad[at..at + 8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
             aad[at + 8..at + 8 + bytes.len()].copy_from_slice(bytes);
             at += 8 + bytes.len();

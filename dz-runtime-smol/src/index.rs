@@ -19,7 +19,12 @@ pub(crate) const SHARDS: usize = 1 << SHARD_BITS;
 
 /// The shard that holds node `id`.
 pub(crate) fn shard_of(id: &NodeId) -> usize {
-    (mix(id.stable_hash()) >> (64 - SHARD_BITS)) as usize
+    shard_of_hash(id.stable_hash())
+}
+
+/// The shard that holds the node whose id's [`NodeId::stable_hash`] is `hash`.
+pub(crate) fn shard_of_hash(hash: u64) -> usize {
+    (mix(hash) >> (64 - SHARD_BITS)) as usize
 }
 
 /// A bijective 64-bit mix (the finaliser of splitmix64): every input bit moves every output bit.

@@ -46,8 +46,13 @@ const NONE: u32 = u32::MAX;
 /// chosen by a mix of all of them), of which the unit tests keep only two, so that they walk
 /// long chains of ids that share one.
 fn chain_hash(id: &NodeId) -> u32 {
+    chain_hash_of(id.stable_hash())
+}
+
+/// [`chain_hash`] of the id whose [`NodeId::stable_hash`] is `hash`.
+fn chain_hash_of(hash: u64) -> u32 {
     const MASK: u32 = if cfg!(test) { 0b11 } else { u32::MAX };
-    (id.stable_hash() >> 32) as u32 & MASK
+    (hash >> 32) as u32 & MASK
 }
 
 /// A node's place in its shard: 64 bytes, so that a million idle nodes cost little more than
@@ -191,18 +196,20 @@ impl Shard {
         Some((slot, key))
     }
 
-    /// Puts a new node in a slot under `id`, unless a node of this shard has that id already
-    /// (then it gives `node` back): one probe of the map checks the id is free and links the
-    /// slot in. The node is `Starting` if `starts` (it has a `started` hook to run), else `Idle`.
+    /// Puts a new node in a slot under `id` (whose [`NodeId::stable_hash`] is `hash`), unless a
+    /// node of this shard has that id already (then it gives `node` back): one probe of the map
+    /// checks the id is free and links the slot in. The node is `Starting` if `starts` (it has a
+    /// `started` hook to run), else `Idle`.
     pub(crate) fn insert_new(
         &mut self,
         shard: usize,
-        id: NodeId,
+        (id, hash): (NodeId, u64),
         node: Box<dyn ErasedNode>,
         starts: bool,
     ) -> Result<Key, Box<dyn ErasedNode>> {
+        debug_assert_eq!(hash, id.stable_hash());
         let local = self.free.last().copied().unwrap_or(self.slots.len() as u32);
-        let same_hash = match self.index.entry(chain_hash(&id)) {
+        let same_hash = match self.index.entry(chain_hash_of(hash)) {
             Entry::Occupied(mut head) => {
                 let mut at = *head.get();
                 while at != NONE {
