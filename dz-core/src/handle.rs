@@ -31,7 +31,7 @@ use crate::security::{KeyIssuer, LinkKey, MAX_CHAIN};
 /// ([`crate::security`]).
 ///
 /// One `Arc`, so that handles stay small and cheap to clone. Inside a [`RawHandle`] it also
-/// keeps the receiving node's type and machine, so that a handle is an id and this pointer (32
+/// keeps the receiving node's type and machine, so that a handle is an id and this pointer (40
 /// bytes). In JSON it is `{"address":"..","chain":["..",..],"key":"<base64>"}`; its `Debug`
 /// never shows the key.
 ///
@@ -293,7 +293,7 @@ impl<'de> Deserialize<'de> for Transport {
 
 /// A handle without its node type: what runtimes route by. Users hold [`Handle<N>`] instead.
 ///
-/// 32 bytes: the receiving node's id and its [`Transport`], which also keeps the node's type and
+/// 40 bytes: the receiving node's id and its [`Transport`], which also keeps the node's type and
 /// machine (and is shared by the handles one holder got from one machine's spawns).
 #[derive(Clone)]
 pub struct RawHandle {
@@ -713,8 +713,8 @@ mod tests {
     }
 
     #[test]
-    fn a_raw_handle_is_32_bytes() {
-        assert_eq!(std::mem::size_of::<RawHandle>(), 32);
+    fn a_raw_handle_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<RawHandle>(), 40);
     }
 
     #[test]

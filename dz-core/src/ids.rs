@@ -86,7 +86,7 @@ const INLINE: usize = 22;
 
 /// The text of an id: inline if it is short (always, then: the form is canonical), else shared.
 /// 24 bytes either way.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Eq)]
 enum Text {
     /// The first `len` bytes are the id (valid UTF-8), the rest zeros.
     Inline {
@@ -120,6 +120,27 @@ impl Text {
         with_new_id(prefix, rng, |bytes| Text::Shared(Arc::from(std::str::from_utf8(bytes).unwrap_or_default())))
     }
 
+    /// The 64-bit hash of the text ([`hash_text`]); for an inline one, read in whole words
+    /// from its zero-padded bytes.
+    fn hash(&self) -> u64 {
+        match self {
+            Text::Inline { len, bytes } => {
+                let words = words(bytes);
+                let (full, rest) = (usize::from(*len) / 8, u64::from(*len) % 8);
+                let mut hash = 0;
+                for word in &words[..full] {
+                    hash = fold_word(hash, *word);
+                }
+                if rest > 0 {
+                    // The bytes after the text are zeros, as `hash_text` pads them.
+                    hash = fold_word(hash, words[full] ^ (rest << 56));
+                }
+                hash
+            }
+            Text::Shared(text) => hash_text(text.as_bytes()),
+        }
+    }
+
     fn as_bytes(&self) -> &[u8] {
         match self {
             Text::Inline { len, bytes } => &bytes[..usize::from(*len)],
@@ -136,24 +157,55 @@ impl Text {
     }
 }
 
+/// An inline text's bytes (zero-padded) as three little-endian words.
+fn words(bytes: &[u8; INLINE]) -> [u64; 3] {
+    let mut padded = [0u8; 24];
+    padded[..INLINE].copy_from_slice(bytes);
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&padded[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    [word(0), word(8), word(16)]
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Text::Inline { len: a, bytes: x }, Text::Inline { len: b, bytes: y }) => a == b && x == y,
+            (Text::Shared(a), Text::Shared(b)) => Arc::ptr_eq(a, b) || a == b,
+            // The form is canonical: an inline text is never equal to a shared one.
+            _ => false,
+        }
+    }
+}
+
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         ///
-        /// 24 bytes, and cheap to clone: an id of up to 22 bytes (`Prefix_<12 characters>` with a
+        /// 32 bytes, and cheap to clone: an id of up to 22 bytes (`Prefix_<12 characters>` with a
         /// prefix of up to 9) is kept inline, with no allocation and no reference count; a
         /// longer one is a shared string. Its hash ([`stable_hash`](Self::stable_hash)) is
-        /// computed from the text when asked for (three multiplications for a short id).
-        #[derive(Clone, PartialEq, Eq)]
+        /// computed once, when the id is made, and kept beside it, so that hashing an id is one
+        /// word and the kept hash tells most different ids apart at once.
+        #[derive(Clone, Eq)]
         pub struct $name {
+            hash: u64,
             text: Text,
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.hash == other.hash && self.text == other.text
+            }
         }
 
         impl $name {
             /// Wraps an id string as it is (no check of its shape).
             pub fn new(id: impl AsRef<str>) -> Self {
                 let id = id.as_ref();
-                $name { text: Text::new(id.as_bytes(), || Arc::from(id)) }
+                $name::of_text(Text::new(id.as_bytes(), || Arc::from(id)))
             }
 
             /// A new id: `prefix`, an underscore, then 12 characters drawn from `rng` (the id
@@ -166,7 +218,11 @@ macro_rules! string_id {
             /// assert_eq!(id.as_str(), new_id("Leaf", &mut DetRng::from_seed(7)));
             /// ```
             pub fn generate(prefix: &str, rng: &mut DetRng) -> Self {
-                $name { text: Text::generate(prefix, rng) }
+                $name::of_text(Text::generate(prefix, rng))
+            }
+
+            fn of_text(text: Text) -> Self {
+                $name { hash: text.hash(), text }
             }
 
             /// The id as text.
@@ -182,7 +238,7 @@ macro_rules! string_id {
 
             /// A 64-bit hash of the id's text, the same on every platform and run.
             pub fn stable_hash(&self) -> u64 {
-                hash_text(self.text.as_bytes())
+                self.hash
             }
         }
 
@@ -201,7 +257,7 @@ macro_rules! string_id {
 
         impl std::hash::Hash for $name {
             fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-                state.write_u64(self.stable_hash());
+                state.write_u64(self.hash);
             }
         }
 
@@ -269,8 +325,8 @@ mod tests {
     }
 
     #[test]
-    fn an_id_is_24_bytes_and_short_ones_are_inline() {
-        assert_eq!(std::mem::size_of::<NodeId>(), 24);
+    fn an_id_is_32_bytes_and_short_ones_are_inline() {
+        assert_eq!(std::mem::size_of::<NodeId>(), 32);
         let short = NodeId::new("Machine_0123456789ab"); // 20 bytes
         assert!(matches!(short.text, Text::Inline { len: 20, .. }));
         let edge = NodeId::new("x".repeat(INLINE));
