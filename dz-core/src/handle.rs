@@ -168,7 +168,12 @@ impl Transport {
             Keying::Issued(by) => issuer.is_some_and(|issuer| by.same_as(issuer)),
             Keying::Key(_) | Keying::Void => true,
         };
-        let fits = self.0.machine.as_ref() == Some(&machine) && self.0.node_type == node_type;
+        // The type names of one node type are one `&'static str`: most compare by address.
+        let same_type = match (&self.0.node_type, &node_type) {
+            (Cow::Borrowed(a), Cow::Borrowed(b)) if std::ptr::eq(*a, *b) => true,
+            (a, b) => a == b,
+        };
+        let fits = same_type && self.0.machine.as_ref() == Some(&machine);
         if fits && keeps_keying {
             return self;
         }
