@@ -263,10 +263,7 @@ impl<'a, N: Node> Context<'a, N> {
 
     /// Spawns `node` on `on` under an id reserved with [`Context::reserve_id`].
     pub fn spawn_with_id<M: Node>(&mut self, id: NodeId, node: M, on: &MachineHandle) -> Handle<M> {
-        let on_id = on.id().clone();
-        let transport =
-            self.ctrl().spawn(self.id(), SpawnRequest { id: id.clone(), on: on.clone(), node: Box::new(node) });
-        let raw = RawHandle::new(id, M::TYPE_NAME, on_id, transport);
+        let raw = self.ctrl().spawn(self.id(), SpawnRequest { id, on: on.clone(), node: Box::new(node) });
         Handle::typed(raw)
     }
 
@@ -296,7 +293,9 @@ impl<'a, N: Node> Context<'a, N> {
     /// Passes `handle`, which this node holds, on to `for_node`: the new handle reaches the same
     /// node, and its delegation chain records `for_node` after this node. No message is needed.
     pub fn transfer_handle<M: Node>(&mut self, handle: &Handle<M>, for_node: &NodeId) -> Handle<M> {
-        let transport = self.ctrl().transfer_transport(self.id(), handle.raw().transport(), for_node);
+        // A handle whose key is derived on demand gets it now: the transfer derives from it.
+        let keyed = handle.raw().with_key();
+        let transport = self.ctrl().transfer_transport(self.id(), keyed.transport(), for_node);
         Handle::typed(handle.raw().with_transport(transport))
     }
 

@@ -73,8 +73,9 @@ pub trait MachineController: Send + Sync + 'static {
     }
 
     /// Starts the node in `request` on `request.on`, as sent by node `from`, and returns the
-    /// transport by which `from` reaches the new node.
-    fn spawn(&self, from: &NodeId, request: SpawnRequest) -> Transport;
+    /// handle by which `from` reaches the new node (its key may be derived on demand:
+    /// [`RawHandle::issued`]).
+    fn spawn(&self, from: &NodeId, request: SpawnRequest) -> RawHandle;
 
     /// Terminates the node `target` (which may be `from` itself).
     fn terminate(&self, from: &NodeId, target: &RawHandle);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::rng::{fold_words, DetRng};
+use crate::rng::{fold_word, DetRng};
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -30,12 +30,14 @@ pub const ID_RANDOM_CHARS: usize = 12;
 /// assert_eq!(a.len(), "Leaf_".len() + 12);
 /// ```
 pub fn new_id(prefix: &str, rng: &mut DetRng) -> String {
-    with_new_id(prefix, rng, str::to_owned)
+    // `prefix`, `_` and ASCII: always UTF-8.
+    with_new_id(prefix, rng, |bytes| String::from_utf8_lossy(bytes).into_owned())
 }
 
-/// Draws a new id as [`new_id`] does (the same characters from the same stream) and lends it to
-/// `f`, from a stack buffer when it is short: making an id then costs no allocation of its own.
-fn with_new_id<R>(prefix: &str, rng: &mut DetRng, f: impl FnOnce(&str) -> R) -> R {
+/// Draws a new id as [`new_id`] does (the same characters from the same stream) into a stack
+/// buffer when it is short, and lends its bytes (ASCII when `prefix` is) to `f`: making an id
+/// then costs no allocation of its own.
+fn with_new_id<R>(prefix: &str, rng: &mut DetRng, f: impl FnOnce(&[u8]) -> R) -> R {
     let len = prefix.len() + 1 + ID_RANDOM_CHARS;
     let mut stack = [0u8; 64];
     let mut heap = Vec::new();
@@ -45,36 +47,169 @@ fn with_new_id<R>(prefix: &str, rng: &mut DetRng, f: impl FnOnce(&str) -> R) -> 
         heap.resize(len, 0);
         &mut heap[..]
     };
+    write_new_id(prefix, rng, buf);
+    f(buf)
+}
+
+/// Writes `prefix`, an underscore and 12 characters drawn from `rng` into `buf`, which is just
+/// long enough.
+fn write_new_id(prefix: &str, rng: &mut DetRng, buf: &mut [u8]) {
     buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
     buf[prefix.len()] = b'_';
     for c in &mut buf[prefix.len() + 1..] {
         *c = ALPHABET[rng.below(ALPHABET.len() as u64) as usize];
     }
-    // A `str`, then ASCII: always UTF-8.
-    f(std::str::from_utf8(buf).unwrap_or_default())
+}
+
+/// [`fold_words`](crate::rng::fold_words)`(0, bytes)`, the hash an id is known by, computed a
+/// word at a time (that one is a `const fn`, which reads a byte at a time).
+fn hash_text(bytes: &[u8]) -> u64 {
+    let mut words = bytes.chunks_exact(8);
+    let mut hash = 0;
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        hash = fold_word(hash, u64::from_le_bytes(w));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        hash = fold_word(hash, u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
+    }
+    hash
+}
+
+/// The longest id kept inline, without an allocation of its own: `Prefix_<12 characters>` for
+/// prefixes of up to 9 bytes (`Machine`, most node types).
+const INLINE: usize = 22;
+
+/// The text of an id: inline if it is short (always, then: the form is canonical), else shared.
+/// 24 bytes either way.
+#[derive(Clone, Eq)]
+enum Text {
+    /// The first `len` bytes are the id (valid UTF-8), the rest zeros.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Shared(Arc<str>),
+}
+
+impl Text {
+    /// `bytes`, which are valid UTF-8 (`shared` makes the shared form of a long one).
+    fn new(bytes: &[u8], shared: impl FnOnce() -> Arc<str>) -> Self {
+        if bytes.len() <= INLINE {
+            let mut inline = [0u8; INLINE];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Text::Inline { len: bytes.len() as u8, bytes: inline }
+        } else {
+            Text::Shared(shared())
+        }
+    }
+
+    /// A new id's text, as [`with_new_id`] draws it, written in place when it is short.
+    fn generate(prefix: &str, rng: &mut DetRng) -> Self {
+        let len = prefix.len() + 1 + ID_RANDOM_CHARS;
+        if len <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            write_new_id(prefix, rng, &mut bytes[..len]);
+            return Text::Inline { len: len as u8, bytes };
+        }
+        // `prefix`, `_` and ASCII: always UTF-8.
+        with_new_id(prefix, rng, |bytes| Text::Shared(Arc::from(std::str::from_utf8(bytes).unwrap_or_default())))
+    }
+
+    /// The 64-bit hash of the text ([`hash_text`]); for an inline one, read in whole words
+    /// from its zero-padded bytes.
+    fn hash(&self) -> u64 {
+        match self {
+            Text::Inline { len, bytes } => {
+                let words = words(bytes);
+                let (full, rest) = (usize::from(*len) / 8, u64::from(*len) % 8);
+                let mut hash = 0;
+                for word in &words[..full] {
+                    hash = fold_word(hash, *word);
+                }
+                if rest > 0 {
+                    // The bytes after the text are zeros, as `hash_text` pads them.
+                    hash = fold_word(hash, words[full] ^ (rest << 56));
+                }
+                hash
+            }
+            Text::Shared(text) => hash_text(text.as_bytes()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Text::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Text::Shared(text) => text.as_bytes(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `str` (or ASCII): always UTF-8.
+            Text::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default(),
+            Text::Shared(text) => text,
+        }
+    }
+}
+
+/// An inline text's bytes (zero-padded) as three little-endian words.
+fn words(bytes: &[u8; INLINE]) -> [u64; 3] {
+    let mut padded = [0u8; 24];
+    padded[..INLINE].copy_from_slice(bytes);
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&padded[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    [word(0), word(8), word(16)]
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Text::Inline { len: a, bytes: x }, Text::Inline { len: b, bytes: y }) => a == b && x == y,
+            (Text::Shared(a), Text::Shared(b)) => Arc::ptr_eq(a, b) || a == b,
+            // The form is canonical: an inline text is never equal to a shared one.
+            _ => false,
+        }
+    }
 }
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         ///
-        /// Cheap to clone (a shared string) and to hash (the hash is computed once, when the id is
-        /// made, and kept beside it).
-        #[derive(Clone)]
+        /// 32 bytes, and cheap to clone: an id of up to 22 bytes (`Prefix_<12 characters>` with a
+        /// prefix of up to 9) is kept inline, with no allocation and no reference count; a
+        /// longer one is a shared string. Its hash ([`stable_hash`](Self::stable_hash)) is
+        /// computed once, when the id is made, and kept beside it, so that hashing an id is one
+        /// word and the kept hash tells most different ids apart at once.
+        #[derive(Clone, Eq)]
         pub struct $name {
             hash: u64,
-            text: Arc<str>,
+            text: Text,
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.hash == other.hash && self.text == other.text
+            }
         }
 
         impl $name {
             /// Wraps an id string as it is (no check of its shape).
-            pub fn new(id: impl Into<Arc<str>>) -> Self {
-                let text = id.into();
-                $name { hash: fold_words(0, text.as_bytes()), text }
+            pub fn new(id: impl AsRef<str>) -> Self {
+                let id = id.as_ref();
+                $name::of_text(Text::new(id.as_bytes(), || Arc::from(id)))
             }
 
             /// A new id: `prefix`, an underscore, then 12 characters drawn from `rng` (the id
-            /// [`new_id`] would make from the same stream, made with one allocation).
+            /// [`new_id`] would make from the same stream, with no allocation if it is short).
             ///
             /// ```
             #[doc = concat!("use dz_core::{ids::new_id, rng::DetRng, ", stringify!($name), "};")]
@@ -83,12 +218,22 @@ macro_rules! string_id {
             /// assert_eq!(id.as_str(), new_id("Leaf", &mut DetRng::from_seed(7)));
             /// ```
             pub fn generate(prefix: &str, rng: &mut DetRng) -> Self {
-                with_new_id(prefix, rng, |text| $name::new(text))
+                $name::of_text(Text::generate(prefix, rng))
+            }
+
+            fn of_text(text: Text) -> Self {
+                $name { hash: text.hash(), text }
             }
 
             /// The id as text.
             pub fn as_str(&self) -> &str {
-                &self.text
+                self.text.as_str()
+            }
+
+            /// The id's text as bytes (what [`as_str`](Self::as_str) gives, without looking at
+            /// it again).
+            pub fn as_bytes(&self) -> &[u8] {
+                self.text.as_bytes()
             }
 
             /// A 64-bit hash of the id's text, the same on every platform and run.
@@ -97,16 +242,6 @@ macro_rules! string_id {
             }
         }
 
-        impl PartialEq for $name {
-            fn eq(&self, other: &Self) -> bool {
-                // Ids are cloned far more often than they are made: most comparisons are of one
-                // shared string, and the kept hash tells most different ones apart.
-                self.hash == other.hash && (Arc::ptr_eq(&self.text, &other.text) || self.text == other.text)
-            }
-        }
-
-        impl Eq for $name {}
-
         impl PartialOrd for $name {
             fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
                 Some(self.cmp(other))
@@ -114,8 +249,9 @@ macro_rules! string_id {
         }
 
         impl Ord for $name {
+            /// The order of the texts (byte order, which is `str`'s).
             fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-                self.text.cmp(&other.text)
+                self.text.as_bytes().cmp(other.text.as_bytes())
             }
         }
 
@@ -127,13 +263,13 @@ macro_rules! string_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.text)
+                f.write_str(self.as_str())
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&*self.text, f)
+                fmt::Debug::fmt(self.as_str(), f)
             }
         }
 
@@ -151,13 +287,13 @@ macro_rules! string_id {
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.text)
+                s.serialize_str(self.as_str())
             }
         }
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                Ok($name::new(String::deserialize(d)?))
+                Ok($name::new(std::borrow::Cow::<'de, str>::deserialize(d)?))
             }
         }
     };
@@ -186,6 +322,39 @@ mod tests {
         assert_eq!(NodeId::generate("Leaf", &mut rng).as_str(), "Leaf_4Mz9OLK3iy7R");
         let long = "P".repeat(70); // longer than the stack buffer
         assert_eq!(MachineId::generate(&long, &mut rng).as_str(), format!("{long}_akcbVoR03HHO"));
+    }
+
+    #[test]
+    fn an_id_is_32_bytes_and_short_ones_are_inline() {
+        assert_eq!(std::mem::size_of::<NodeId>(), 32);
+        let short = NodeId::new("Machine_0123456789ab"); // 20 bytes
+        assert!(matches!(short.text, Text::Inline { len: 20, .. }));
+        let edge = NodeId::new("x".repeat(INLINE));
+        assert!(matches!(edge.text, Text::Inline { .. }));
+        let long = NodeId::new("x".repeat(INLINE + 1));
+        assert!(matches!(long.text, Text::Shared(_)));
+        // Inline and shared ids compare, order and hash by their text alike.
+        for (a, b) in [(&short, &edge), (&edge, &long), (&short, &long)] {
+            assert_eq!(a.cmp(b), a.as_str().cmp(b.as_str()));
+            assert_ne!(a, b);
+        }
+        for id in [&short, &edge, &long] {
+            let again = NodeId::from(id.as_str().to_owned());
+            assert_eq!(*id, again);
+            assert_eq!(id.stable_hash(), crate::rng::fold_words(0, id.as_bytes()));
+            assert_eq!(serde_json::from_str::<NodeId>(&serde_json::to_string(id).unwrap()).unwrap(), again);
+        }
+        let unicode = NodeId::new("Knoten_ÄÖÜ");
+        assert_eq!(unicode.as_str(), "Knoten_ÄÖÜ");
+    }
+
+    #[test]
+    fn ids_hash_as_fold_words_does() {
+        let text: String = (0..40u8).map(|i| char::from(b'a' + i % 26)).collect();
+        for len in 0..=text.len() {
+            let bytes = &text.as_bytes()[..len];
+            assert_eq!(hash_text(bytes), crate::rng::fold_words(0, bytes), "{len} bytes");
+        }
     }
 
     #[test]

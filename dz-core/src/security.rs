@@ -74,7 +74,7 @@ use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::handle::Transport;
+use crate::handle::RawHandle;
 use crate::ids::NodeId;
 use crate::rng::DetRng;
 
@@ -121,6 +121,51 @@ impl MachineSecret {
 impl fmt::Debug for MachineSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MachineSecret(..)")
+    }
+}
+
+/// What a machine issues handles to its own nodes with, whose keys are derived on demand: its
+/// [`MachineSecret`], shared. A handle a machine makes when it spawns a node of its own carries
+/// no key; the key is derived from this, the node's id and the handle's chain only when the handle
+/// is serialised or a message is sealed under it ([`RawHandle::key`](crate::RawHandle::key)), and
+/// is the key [`NodeSecret::key_for_chain`] gives for the node's secret
+/// ([`MachineSecret::node_secret`]).
+///
+/// Only [`RawHandle::issued`](crate::RawHandle::issued), given the issuer, makes a handle that
+/// derives keys this way: holding an issuer is holding the machine's secret, so that constructor
+/// lets nobody derive a key they could not derive already. (See
+/// [`Transport`](crate::Transport#keys-issued-on-demand).) Its `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct KeyIssuer(Arc<MachineSecret>);
+
+impl KeyIssuer {
+    /// An issuer of handles to the nodes of the machine whose secret is `secret`.
+    pub fn new(secret: MachineSecret) -> Self {
+        KeyIssuer(Arc::new(secret))
+    }
+
+    /// The machine's secret.
+    pub fn secret(&self) -> &MachineSecret {
+        &self.0
+    }
+
+    /// The key of the handle to `receiver`, a node of this machine, with the delegation chain
+    /// `chain`; `None` for an empty chain.
+    pub fn key_for(&self, receiver: &NodeId, chain: &[NodeId]) -> Option<LinkKey> {
+        let (first, rest) = chain.split_first()?;
+        let key = LinkKey(kdf(&self.0 .0, MACHINE_LINK_CONTEXT, &[receiver, first]));
+        Some(rest.iter().fold(key, |key, next| key.transfer(next)))
+    }
+
+    /// Whether the two are one issuer (clones of one).
+    pub(crate) fn same_as(&self, other: &KeyIssuer) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for KeyIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyIssuer(..)")
     }
 }
 
@@ -205,7 +250,7 @@ pub struct LinkKey([u8; 32]);
 
 impl LinkKey {
     /// A key of the given bytes (as a transport carries them).
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
         LinkKey(bytes)
     }
 
@@ -252,11 +297,11 @@ impl<'de> Deserialize<'de> for LinkKey {
 fn kdf(key: &[u8; 32], context: &[u8], ids: &[&NodeId]) -> [u8; 32] {
     let mut buf = [0u8; 128];
     let mut len = context.len();
-    let fits = len + ids.iter().map(|id| 4 + id.as_str().len()).sum::<usize>() <= buf.len();
+    let fits = len + ids.iter().map(|id| 4 + id.as_bytes().len()).sum::<usize>() <= buf.len();
     if fits {
         buf[..len].copy_from_slice(context);
         for id in ids {
-            let bytes = id.as_str().as_bytes();
+            let bytes = id.as_bytes();
             buf[len..len + 4].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
             buf[len + 4..len + 4 + bytes.len()].copy_from_slice(bytes);
             len += 4 + bytes.len();
@@ -266,7 +311,7 @@ fn kdf(key: &[u8; 32], context: &[u8], ids: &[&NodeId]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new_keyed(key);
     hasher.update(context);
     for id in ids {
-        let bytes = id.as_str().as_bytes();
+        let bytes = id.as_bytes();
         hasher.update(&(bytes.len() as u32).to_le_bytes());
         hasher.update(bytes);
     }
@@ -277,11 +322,11 @@ fn kdf(key: &[u8; 32], context: &[u8], ids: &[&NodeId]) -> [u8; 32] {
 /// that no two (receiver, chain) pairs give the same bytes.
 fn associated_data<R>(receiver: &NodeId, chain: &[NodeId], with: impl FnOnce(&[u8]) -> R) -> R {
     let ids = || std::iter::once(receiver).chain(chain);
-    let len: usize = ids().map(|id| 8 + id.as_str().len()).sum();
+    let len: usize = ids().map(|id| 8 + id.as_bytes().len()).sum();
     let write = |aad: &mut [u8]| {
         let mut at = 0;
         for id in ids() {
-            let bytes = id.as_str().as_bytes();
+            let bytes = id.as_bytes();
             aad[at..at + 8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
             aad[at + 8..at + 8 + bytes.len()].copy_from_slice(bytes);
             at += 8 + bytes.len();
@@ -526,18 +571,13 @@ pub struct SendLinks {
 }
 
 impl SendLinks {
-    /// Seals `plaintext` for `receiver`, reached through `transport`, with the link's next nonce.
-    /// `new_instance` draws the instance of a link used for the first time (the simulator's
-    /// seeded stream, or OS entropy).
-    pub fn seal(
-        &mut self,
-        receiver: &NodeId,
-        transport: &Transport,
-        plaintext: &[u8],
-        new_instance: impl FnOnce() -> u32,
-    ) -> Vec<u8> {
-        let next = self.next_nonce(receiver, transport.shared_chain(), new_instance);
-        seal(transport.key(), next, receiver, transport.chain(), plaintext)
+    /// Seals `plaintext` for the node behind `to`, under the handle's key and with the link's
+    /// next nonce. `new_instance` draws the instance of a link used for the first time (the
+    /// simulator's seeded stream, or OS entropy).
+    pub fn seal(&mut self, to: &RawHandle, plaintext: &[u8], new_instance: impl FnOnce() -> u32) -> Vec<u8> {
+        let chain = to.transport().shared_chain();
+        let next = self.next_nonce(to.id(), chain, new_instance);
+        seal(&to.key(), next, to.id(), chain, plaintext)
     }
 
     /// Takes the next nonce of the link to `receiver` with the chain `chain`, for a runtime that
@@ -827,30 +867,30 @@ mod tests {
         assert_eq!(format!("{secret:?} {key:?}"), "NodeSecret(..) LinkKey(..)");
     }
 
-    fn transport(secret: &NodeSecret, chain: &[NodeId]) -> Transport {
-        let mut t = Transport::new("sim://m", chain[0].clone(), secret.link_key(&chain[0]));
+    fn handle(secret: &NodeSecret, receiver: &NodeId, chain: &[NodeId]) -> RawHandle {
+        let mut t = crate::Transport::new("sim://m", chain[0].clone(), secret.link_key(&chain[0]));
         for next in &chain[1..] {
             t = t.transferred(next.clone());
         }
-        t
+        RawHandle::new(receiver.clone(), "R", crate::MachineId::new("M_1"), t)
     }
 
     #[test]
     fn links_seal_with_fresh_nonces_and_open_each_message_once() {
         let (secret, receiver, chain, _) = setup();
-        let transport = transport(&secret, &chain);
+        let to = handle(&secret, &receiver, &chain);
         let mut send = SendLinks::default();
         let mut recv = RecvLinks::default();
-        let first = send.seal(&receiver, &transport, b"one", || 7);
-        let second = send.seal(&receiver, &transport, b"two", || unreachable!("the link exists"));
+        let first = send.seal(&to, b"one", || 7);
+        let second = send.seal(&to, b"two", || unreachable!("the link exists"));
         assert_eq!(send.len(), 1);
-        let chain = Arc::clone(transport.shared_chain());
+        let chain = Arc::clone(to.transport().shared_chain());
         let secret_of = || Some(secret.clone());
         assert_eq!(recv.open(&receiver, &chain, &second, secret_of), Ok(b"two".to_vec()));
         assert_eq!(recv.open(&receiver, &chain, &first, || None), Ok(b"one".to_vec()), "the key is kept");
         assert_eq!(recv.open(&receiver, &chain, &first, || None), Err(OpenError::Replayed { instance: 7, counter: 1 }));
         // Another holder of the same handle (another machine) has its own instance.
-        let other = SendLinks::default().seal(&receiver, &transport, b"three", || 8);
+        let other = SendLinks::default().seal(&to, b"three", || 8);
         assert_eq!(recv.open(&receiver, &chain, &other, || None), Ok(b"three".to_vec()));
         let mut tampered = other.clone();
         tampered[20] ^= 1;
@@ -866,14 +906,14 @@ mod tests {
     #[test]
     fn sealing_in_place_makes_what_seal_makes_and_nonces_count_up() {
         let (secret, receiver, chain, key) = setup();
-        let transport = transport(&secret, &chain);
+        let to = handle(&secret, &receiver, &chain);
         let mut send = SendLinks::default();
-        let shared = Arc::clone(transport.shared_chain());
+        let shared = Arc::clone(to.transport().shared_chain());
         let first = send.next_nonce(&receiver, &shared, || 5);
         let second = send.next_nonce(&receiver, &shared, || unreachable!("the link exists"));
         assert_eq!((first, second), (LinkNonce { instance: 5, counter: 1 }, LinkNonce { instance: 5, counter: 2 }));
         // `seal` on the same link takes the next nonce after those.
-        let third = send.seal(&receiver, &transport, b"three", || unreachable!());
+        let third = send.seal(&to, b"three", || unreachable!());
         assert_eq!(open(&key, &receiver, &chain, &third).map(|(n, _)| n.counter), Ok(3));
 
         let mut buf = b"frame head".to_vec();

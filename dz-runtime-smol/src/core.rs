@@ -14,7 +14,7 @@ use dz_core::controller::{
 };
 use dz_core::parcel::{InlineMessage, Parcel};
 use dz_core::rng::DetRng;
-use dz_core::security::{LinkNonce, MachineSecret, NodeSecret, OpenError, SendLinks};
+use dz_core::security::{KeyIssuer, LinkNonce, MachineSecret, NodeSecret, OpenError, SendLinks};
 use dz_core::{MachineHandle, NodeId, RawHandle, TimerToken, Transport};
 
 use crate::letter::{Letter, RemoteLetter};
@@ -59,6 +59,12 @@ pub(crate) struct Core {
     ids: Mutex<DetRng>,
     /// Whence the secrets of this machine's nodes derive; from the OS's entropy.
     secret: MachineSecret,
+    /// Issues the handles this machine makes when it spawns nodes of its own, whose keys are
+    /// derived on demand from `secret` (the same secret).
+    issuer: KeyIssuer,
+    /// The transport of the handles issued last (for one holder, to one type of node): the next
+    /// spawn for the same holder and type shares it.
+    last_issued: Mutex<Option<(&'static str, Transport)>>,
     /// The sending side of the sealed links out of this machine (nonce counters), split by the
     /// receiver's hash.
     send_links: Box<[Padded<Mutex<SendLinks>>]>,
@@ -84,6 +90,7 @@ impl Core {
     ) -> Arc<Self> {
         let stats = Arc::new(Counters::default());
         let salt = handle.id().stable_hash();
+        let secret = os_secret();
         Arc::new_cyclic(|me| Core {
             start: Instant::now(),
             store: Store::new(Arc::clone(&stats)),
@@ -93,7 +100,9 @@ impl Core {
             stats,
             config,
             ids: Mutex::new(DetRng::substream(seed, "ids", salt)),
-            secret: os_secret(),
+            secret: secret.clone(),
+            issuer: KeyIssuer::new(secret),
+            last_issued: Mutex::new(None),
             send_links: (0..SEND_SHARDS).map(|_| Padded(Mutex::default())).collect(),
             reject_warned_at: AtomicU64::new(0),
             rejects_unlogged: AtomicU64::new(0),
@@ -158,6 +167,26 @@ impl Core {
             tracing::warn!(%from, %id, node_type = node.type_name(), "dz: spawn refused: the id is in use (or the machine is stopping)");
             bump(&self.stats.spawn_failed);
         }
+    }
+
+    /// The transport of a handle this machine issues to `holder` for a node of type `node_type`
+    /// it spawns: the one issued last if it was for the same holder and type, else a new one.
+    fn issued_transport(&self, holder: &NodeId, node_type: &'static str) -> Transport {
+        let mut last = self.last_issued.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((issued_type, transport)) = last.as_ref() {
+            if *issued_type == node_type && transport.chain().first() == Some(holder) {
+                return transport.clone();
+            }
+        }
+        let transport = Transport::issued(
+            &self.issuer,
+            Arc::clone(self.handle.shared_address()),
+            self.handle.id().clone(),
+            node_type,
+            holder.clone(),
+        );
+        *last = Some((node_type, transport.clone()));
+        transport
     }
 
     fn is_local(&self, machine: &dz_core::MachineId, address: &str) -> bool {
@@ -255,7 +284,7 @@ impl Core {
     fn seal(&self, to: &RawHandle, plaintext: &[u8]) -> Vec<u8> {
         let shard = to.id().stable_hash() as usize % SEND_SHARDS;
         let mut links = self.send_links[shard].0.lock().unwrap_or_else(PoisonError::into_inner);
-        links.seal(to.id(), to.transport(), plaintext, new_instance)
+        links.seal(to, plaintext, new_instance)
     }
 
     /// Counts a message from a peer that sealing rejected, and logs it (at warn, at most once a
@@ -370,23 +399,26 @@ impl MachineController for Core {
         self.send_parcel(from, to, move || Parcel::Inline(InlineMessage::new(kind, word)));
     }
 
-    fn spawn(&self, from: &NodeId, request: SpawnRequest) -> Transport {
+    fn spawn(&self, from: &NodeId, request: SpawnRequest) -> RawHandle {
         let SpawnRequest { id, on, node } = request;
+        let node_type = node.type_name();
         if self.is_local(on.id(), on.address()) {
-            let key = self.secret.node_secret(&id).link_key(from);
-            self.start_node(from, id, node, None);
-            return Transport::new(Arc::clone(on.shared_address()), from.clone(), key);
+            // The node's secret derives from the machine's: the handle's key is derived only if
+            // it is ever needed (the handle serialised, or a message sealed under it).
+            let transport = self.issued_transport(from, node_type);
+            self.start_node(from, id.clone(), node, None);
+            return RawHandle::issued(&self.issuer, id, node_type, self.handle.id().clone(), transport);
         }
         // Across machines the spawner draws the node's secret (it makes the first handle before
         // the node exists) and ships it with the state; the node keeps it.
         let secret = os_bytes();
         let key = NodeSecret::from_bytes(secret).link_key(from);
-        let node_type = node.type_name();
         let frame =
             node.to_json().and_then(|state| encode(|buf| wire::spawn(buf, from, &id, node_type, &state, &secret)));
         drop(node);
         self.send_frame(on.address(), frame, "spawn");
-        Transport::new(Arc::clone(on.shared_address()), from.clone(), key)
+        let transport = Transport::new(Arc::clone(on.shared_address()), from.clone(), key);
+        RawHandle::new(id, node_type, on.id().clone(), transport)
     }
 
     fn terminate(&self, from: &NodeId, target: &RawHandle) {

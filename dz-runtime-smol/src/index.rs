@@ -19,7 +19,12 @@ pub(crate) const SHARDS: usize = 1 << SHARD_BITS;
 
 /// The shard that holds node `id`.
 pub(crate) fn shard_of(id: &NodeId) -> usize {
-    (mix(id.stable_hash()) >> (64 - SHARD_BITS)) as usize
+    shard_of_hash(id.stable_hash())
+}
+
+/// The shard that holds the node whose id's [`NodeId::stable_hash`] is `hash`.
+pub(crate) fn shard_of_hash(hash: u64) -> usize {
+    (mix(hash) >> (64 - SHARD_BITS)) as usize
 }
 
 /// A bijective 64-bit mix (the finaliser of splitmix64): every input bit moves every output bit.
@@ -50,8 +55,8 @@ impl BuildHasher for IdHashing {
     }
 }
 
-/// Hashes the precomputed hash of a [`NodeId`]; anything else is folded in word by word, so it
-/// stays a correct (if slower) hasher for any key.
+/// Hashes the precomputed hash of a [`NodeId`] (or the 32 bits of it a shard keys its map by);
+/// anything else is folded in word by word, so it stays a correct (if slower) hasher for any key.
 #[derive(Debug)]
 pub(crate) struct IdHasher {
     state: u64,
@@ -73,6 +78,10 @@ impl Hasher for IdHasher {
 
     fn write_u64(&mut self, word: u64) {
         self.state = mix(self.state ^ word);
+    }
+
+    fn write_u32(&mut self, word: u32) {
+        self.write_u64(u64::from(word));
     }
 }
 

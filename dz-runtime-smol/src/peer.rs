@@ -117,7 +117,7 @@ impl OpenBatch {
             && grown - self.at.frame - frame::HEADER + TAG_LEN <= max_frame
             && self.to == *to.id()
             && (Arc::ptr_eq(&self.chain, chain) || self.chain == *chain)
-            && self.key == *to.transport().key()
+            && self.key == *to.key()
             && self.from == *from
     }
 }
@@ -354,7 +354,7 @@ fn gather(core: &Core, link: &mut Link, from: &NodeId, to: &RawHandle, json: &[u
             from: from.clone(),
             to: to.id().clone(),
             chain: Arc::clone(chain),
-            key: to.transport().key().clone(),
+            key: to.key().into_owned(),
             nonce,
             at,
             count: 0,

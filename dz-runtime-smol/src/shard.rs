@@ -2,11 +2,13 @@
 //! the store's locks (the store, in `store.rs`, does the locking and the scheduling).
 //!
 //! A slot is 72 bytes: the node's id, its state, a generation, a few flags, and a box made on the
-//! node's first mail or task that holds its mailbox and task list. The map goes from an id's
-//! 64-bit hash (kept in the [`NodeId`] since it was made) to the first slot of the chain of slots
-//! whose ids share that hash — almost always one slot long — so that an entry is 16 bytes where
-//! the id itself as key would take 32.
+//! node's first mail or task that holds its mailbox and task list. The map goes from 32 bits of
+//! an id's hash (kept in the [`NodeId`] since it was made) to the first slot of the chain of
+//! slots whose ids share those bits — almost always one slot long; the link to the next one is
+//! kept in the box, which only such a slot then needs — so that an entry is 8 bytes where the id
+//! itself as key would take 32.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use dz_core::controller::{ErasedNode, ErasedNodeFuture};
@@ -40,11 +42,17 @@ pub(crate) enum State {
 /// No slot: the end of a chain of slots whose ids share a hash.
 const NONE: u32 = u32::MAX;
 
-/// The hash a shard's map keys an id by: its 64-bit hash, of which the unit tests keep only two
-/// bits, so that they walk long chains of ids that share one.
-fn chain_hash(id: &NodeId) -> u64 {
-    const MASK: u64 = if cfg!(test) { 0b11 } else { u64::MAX };
-    id.stable_hash() & MASK
+/// The hash a shard's map keys an id by: the high 32 bits of its 64-bit hash (the shard is
+/// chosen by a mix of all of them), of which the unit tests keep only two, so that they walk
+/// long chains of ids that share one.
+fn chain_hash(id: &NodeId) -> u32 {
+    chain_hash_of(id.stable_hash())
+}
+
+/// [`chain_hash`] of the id whose [`NodeId::stable_hash`] is `hash`.
+fn chain_hash_of(hash: u64) -> u32 {
+    const MASK: u32 = if cfg!(test) { 0b11 } else { u32::MAX };
+    (hash >> 32) as u32 & MASK
 }
 
 /// A node's place in its shard: 72 bytes, so that a million idle nodes cost little more than
@@ -55,8 +63,6 @@ pub(crate) struct Slot {
     /// Made on the node's first mail or task, and kept for the slot's next nodes.
     pub(crate) extra: Option<Box<Extra>>,
     pub(crate) generation: u32,
-    /// The next slot of this shard whose id has the same 64-bit hash (almost always [`NONE`]).
-    pub(crate) same_hash: u32,
     /// On the run queue.
     pub(crate) queued: bool,
     /// Its `async` handler was woken while being polled.
@@ -76,6 +82,9 @@ pub(crate) struct Extra {
     /// A sealed message to this node has opened: the shard's [`RecvLinks`] remember links into
     /// it, to forget when it ends.
     pub(crate) sealed_links: bool,
+    /// The next slot of this shard whose id's [`chain_hash`] is the same, if any (rarely: the
+    /// slot's box is made for it then).
+    same_hash: Option<u32>,
 }
 
 impl Slot {
@@ -86,20 +95,33 @@ impl Slot {
     pub(crate) fn has_mail(&self) -> bool {
         self.extra.as_ref().is_some_and(|e| !e.mailbox.is_empty())
     }
+
+    /// The next slot of the chain of slots whose ids share this one's [`chain_hash`], or [`NONE`].
+    fn same_hash(&self) -> u32 {
+        self.extra.as_ref().and_then(|e| e.same_hash).unwrap_or(NONE)
+    }
+
+    fn set_same_hash(&mut self, next: u32) {
+        if next != NONE {
+            self.extra().same_hash = Some(next);
+        } else if let Some(extra) = self.extra.as_mut() {
+            extra.same_hash = None;
+        }
+    }
 }
 
 /// Part of the nodes (those whose id hashes to it), with its own lock.
 ///
-/// Its map goes from an id's 64-bit hash to the first slot of the (almost always one-long) chain
-/// of slots whose ids have that hash: 16 bytes per entry where the id itself as key would take
-/// 32, and the slot says which id it holds.
+/// Its map goes from 32 bits of an id's hash to the first slot of the (almost always one-long)
+/// chain of slots whose ids have those bits: 8 bytes per entry where the id itself as key would
+/// take 32, and the slot says which id it holds.
 ///
 /// It also keeps the receiving side of the sealed links into its nodes (their keys and replay
 /// windows), so that a frame is opened under the lock that guards its receiver's secret.
 pub(crate) struct Shard {
     pub(crate) slots: Vec<Slot>,
     pub(crate) free: Vec<u32>,
-    pub(crate) index: HashMap<u64, u32, IdHashing>,
+    pub(crate) index: HashMap<u32, u32, IdHashing>,
     pub(crate) live: usize,
     pub(crate) recv: RecvLinks,
 }
@@ -123,7 +145,7 @@ impl Shard {
             if slot.id == *id {
                 return Some(local);
             }
-            local = slot.same_hash;
+            local = slot.same_hash();
         }
         None
     }
@@ -136,7 +158,7 @@ impl Shard {
     /// Takes slot `local` (which holds `id`) out of its hash chain.
     pub(crate) fn unlink(&mut self, id: &NodeId, local: u32) {
         let hash = chain_hash(id);
-        let next = self.slots[local as usize].same_hash;
+        let next = self.slots[local as usize].same_hash();
         let Some(&head) = self.index.get(&hash) else { return };
         if head == local {
             if next == NONE {
@@ -144,13 +166,15 @@ impl Shard {
             } else {
                 self.index.insert(hash, next);
             }
+            self.slots[local as usize].set_same_hash(NONE);
             return;
         }
         let mut at = head;
         while at != NONE {
-            let after = self.slots[at as usize].same_hash;
+            let after = self.slots[at as usize].same_hash();
             if after == local {
-                self.slots[at as usize].same_hash = next;
+                self.slots[at as usize].set_same_hash(next);
+                self.slots[local as usize].set_same_hash(NONE);
                 return;
             }
             at = after;
@@ -172,32 +196,64 @@ impl Shard {
         Some((slot, key))
     }
 
-    pub(crate) fn new_slot(&mut self, shard: usize, id: NodeId, state: State) -> Key {
-        let local = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(Slot {
-                    id: id.clone(),
-                    state: State::Vacant,
-                    extra: None,
-                    generation: 0,
-                    same_hash: NONE,
-                    queued: false,
-                    woken: false,
-                    stop: false,
-                });
-                (self.slots.len() - 1) as u32
+    /// Puts a new node in a slot under `id` (whose [`NodeId::stable_hash`] is `hash`), unless a
+    /// node of this shard has that id already (then it gives `node` back): one probe of the map
+    /// checks the id is free and links the slot in. The node is `Starting` if `starts` (it has a
+    /// `started` hook to run), else `Idle`.
+    pub(crate) fn insert_new(
+        &mut self,
+        shard: usize,
+        (id, hash): (NodeId, u64),
+        node: Box<dyn ErasedNode>,
+        starts: bool,
+    ) -> Result<Key, Box<dyn ErasedNode>> {
+        debug_assert_eq!(hash, id.stable_hash());
+        let local = self.free.last().copied().unwrap_or(self.slots.len() as u32);
+        let same_hash = match self.index.entry(chain_hash_of(hash)) {
+            Entry::Occupied(mut head) => {
+                let mut at = *head.get();
+                while at != NONE {
+                    let slot = &self.slots[at as usize];
+                    if slot.id == id {
+                        return Err(node);
+                    }
+                    at = slot.same_hash();
+                }
+                std::mem::replace(head.get_mut(), local)
+            }
+            Entry::Vacant(head) => {
+                head.insert(local);
+                NONE
             }
         };
+        let state = if starts { State::Starting(node) } else { State::Idle(node) };
+        Ok(self.fill(shard, local, id, state, same_hash))
+    }
+
+    /// Puts a new node in a slot under `id`, which the caller knows is not in use here.
+    pub(crate) fn new_slot(&mut self, shard: usize, id: NodeId, state: State) -> Key {
+        let local = self.free.last().copied().unwrap_or(self.slots.len() as u32);
         let same_hash = self.index.insert(chain_hash(&id), local).unwrap_or(NONE);
-        let slot = &mut self.slots[local as usize];
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.id = id;
-        slot.state = state;
-        slot.same_hash = same_hash;
-        slot.queued = false;
-        slot.woken = false;
-        slot.stop = false;
+        self.fill(shard, local, id, state, same_hash)
+    }
+
+    /// Fills slot `local` — the last free one, or a new one at the end — with a new node, linked
+    /// in front of `same_hash` in its chain (the map already names it).
+    fn fill(&mut self, shard: usize, local: u32, id: NodeId, state: State, same_hash: u32) -> Key {
+        let slot = if self.free.pop().is_some() {
+            let slot = &mut self.slots[local as usize];
+            slot.generation = slot.generation.wrapping_add(1);
+            slot.id = id;
+            slot.state = state;
+            slot.queued = false;
+            slot.woken = false;
+            slot.stop = false;
+            slot
+        } else {
+            self.slots.push(Slot { id, state, extra: None, generation: 1, queued: false, woken: false, stop: false });
+            &mut self.slots[local as usize]
+        };
+        slot.set_same_hash(same_hash);
         let generation = slot.generation;
         self.live += 1;
         Key { index: (local << SHARD_BITS) | shard as u32, generation }

@@ -107,7 +107,7 @@ use dz_core::controller::{ErasedNode, ErasedNodeFuture, TaskFuture};
 use dz_core::security::{MachineSecret, NodeSecret, OpenError};
 use dz_core::NodeId;
 
-use crate::index::{shard_of, IdHashing, SHARDS, SHARD_BITS};
+use crate::index::{shard_of, shard_of_hash, IdHashing, SHARDS, SHARD_BITS};
 #[cfg(test)]
 use crate::letter::Letter;
 use crate::padded::Padded;
@@ -288,16 +288,13 @@ impl Store {
         if self.closed.load(Ordering::Acquire) {
             return Err(node);
         }
-        let shard = shard_of(&id);
-        let mut guard = self.shard(shard);
-        if guard.contains(&id) {
-            return Err(node);
-        }
+        let hash = id.stable_hash();
+        let shard = shard_of_hash(hash);
         // A node without a `started` hook has nothing to run before its first message: it is
         // idle at once, and costs the run queue and a worker nothing.
         let starts = node.has_started_hook();
-        let state = if starts { State::Starting(node) } else { State::Idle(node) };
-        let key = guard.new_slot(shard, id, state);
+        let mut guard = self.shard(shard);
+        let key = guard.insert_new(shard, (id, hash), node, starts)?;
         let slot = &mut guard.slots[(key.index >> SHARD_BITS) as usize];
         slot.queued = starts;
         if let Some(secret) = secret {

@@ -515,3 +515,42 @@ fn machines_that_disagree_on_sealing_deliver_nothing_and_count_it() {
     assert_eq!((stats.rejected_malformed, stats.spawned, stats.delivered), (1, 1, 0), "{stats:?}");
     assert_eq!(wait_for_items(&sealed, &vault, 0), Vec::<String>::new());
 }
+
+/// A machine derives the key of a handle to a node it spawned for itself only when the handle is
+/// serialised; the key then opens there, for the handle as issued and for each transfer of it.
+/// Its transport, put into a handle to another node, carries no key to that node.
+#[test]
+fn keys_derived_on_demand_open_at_their_machine_and_a_borrowed_transport_opens_nothing() {
+    let server = server();
+    let vault = server.spawn(Vault::default());
+    let other = server.spawn(Vault::default());
+    assert_eq!(vault.raw().transport().key(), None, "no key derived at spawn");
+    let to_bob = server.transfer_handle(&vault, &NodeId::from("Bob_000000000001"));
+    let to_carol = server.transfer_handle(&to_bob, &NodeId::from("Carol_00000000001"));
+    let mut stream = connect_as_peer(&server, "raw:sec-lazy");
+    for (n, handle) in [&vault, &to_bob, &to_carol].into_iter().enumerate() {
+        let (key, chain) = key_and_chain(handle);
+        assert_eq!(chain.len(), n + 1);
+        let item = format!("through {} links", n + 1);
+        let frame = sealed_frame(vault.id(), &chain, &sealed_put(&key, 1, vault.id(), &chain, &item));
+        stream.write_all(&frame).expect("write");
+        assert_eq!(wait_for_items(&server, &vault, n + 1).last(), Some(&item));
+    }
+
+    // The vault's transport in a handle to `other`: no key, and one of zeros seals nothing that
+    // opens there.
+    let borrowed = dz_core::RawHandle::new(
+        other.id().clone(),
+        "Vault",
+        other.machine_id().clone(),
+        vault.raw().transport().clone(),
+    );
+    assert!(!borrowed.has_key());
+    assert!(serde_json::to_string(&borrowed).is_err());
+    let chain = borrowed.transport().chain().to_vec();
+    let forged = sealed_put(&borrowed.key(), 1, other.id(), &chain, "forged");
+    stream.write_all(&sealed_frame(other.id(), &chain, &forged)).expect("write");
+    let stats = wait_for(&server, |s| s.rejected_bad_tag == 1);
+    assert_eq!(stats.rejected_bad_tag, 1, "{stats:?}");
+    assert_eq!(items(&server, &other), Vec::<String>::new());
+}

@@ -30,10 +30,12 @@ impl MachineController for SimController {
         self.shared.lock().send(self.index, from, to, message);
     }
 
-    fn spawn(&self, from: &NodeId, request: SpawnRequest) -> Transport {
-        let address = Arc::clone(request.on.shared_address());
-        let key = self.shared.lock().spawn(self.index, from.clone(), request.id, &request.on, request.node);
-        Transport::new(address, from.clone(), key)
+    fn spawn(&self, from: &NodeId, request: SpawnRequest) -> RawHandle {
+        let SpawnRequest { id, on, node } = request;
+        let node_type = node.type_name();
+        let key = self.shared.lock().spawn(self.index, from.clone(), id.clone(), &on, node);
+        let transport = Transport::new(Arc::clone(on.shared_address()), from.clone(), key);
+        RawHandle::new(id, node_type, on.id().clone(), transport)
     }
 
     fn terminate(&self, from: &NodeId, target: &RawHandle) {

@@ -78,7 +78,7 @@ impl World {
                     let bytes = if sealed {
                         let rng = &mut self.secrets_rng;
                         let links = &mut self.machines[from_machine].send_links;
-                        links.seal(to.id(), to.transport(), &bytes, || rng.next_u64() as u32)
+                        links.seal(to, &bytes, || rng.next_u64() as u32)
                     } else {
                         bytes
                     };
@@ -291,7 +291,7 @@ impl World {
         if machine != from_machine && self.config.seal {
             let secret = self.node_secret(&target);
             let opens = secret.and_then(|s| s.key_for_chain(handle.transport().chain()));
-            if opens.as_ref() != Some(handle.transport().key()) {
+            if opens.as_ref() != Some(&*handle.key()) {
                 self.machines[machine].recv_links.count_rejection(crate::security::OpenError::Rejected);
                 self.stats.rejected += 1;
                 self.trace.record(self.now, TraceKind::Rejected, &from, &target, "terminate");
