@@ -123,6 +123,12 @@ impl Transport {
         &self.0.address
     }
 
+    /// The address, shared: a runtime that issued the transport with its own address can tell it
+    /// is local by the pointer alone.
+    pub fn shared_address(&self) -> &Arc<str> {
+        &self.0.address
+    }
+
     /// The delegation chain: the node the handle was issued for, then every node it was
     /// transferred to, in order. The last one is the node meant to use it.
     pub fn chain(&self) -> &[NodeId] {

@@ -193,6 +193,15 @@ impl Core {
         machine == self.handle.id() || address == self.handle.address()
     }
 
+    /// Whether the node behind `to` is on this machine. A transport this machine issued shares
+    /// its address, so the pointer settles the common case; any other is compared by id and text.
+    #[inline(always)]
+    fn is_local_handle(&self, to: &RawHandle) -> bool {
+        let transport = to.transport();
+        Arc::ptr_eq(transport.shared_address(), self.handle.shared_address())
+            || self.is_local(to.machine_id(), transport.address())
+    }
+
     // ---- what arrives from peers -------------------------------------------------------------
 
     /// Acts on a frame from a peer. An error names why the connection must close.
@@ -326,8 +335,7 @@ impl Core {
     /// it is put (see `Store::send_local`).
     #[inline(always)]
     fn send_parcel(&self, from: &NodeId, to: &RawHandle, message: impl FnOnce() -> Parcel) {
-        let address = to.transport().address();
-        if self.is_local(to.machine_id(), address) {
+        if self.is_local_handle(to) {
             if let Err(Undeliverable::NoSuchNode) = self.store.send_local(to.id(), to.transport(), message) {
                 tracing::debug!(to = %to.id(), "dz: dropped a message for a node that is not here");
                 bump(&self.stats.dropped_no_node);
