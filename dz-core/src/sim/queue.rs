@@ -5,7 +5,8 @@
 //! order, addresses or message contents); the insertion number settles equal keys, which the
 //! simulator gives on purpose to events that must keep their send order.
 
-use std::collections::BTreeMap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap};
 
 /// When an event is due and how it sorts against others due at the same time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,6 +47,24 @@ impl Entry {
     }
 }
 
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    /// By [`Entry::order`]: two entries never share an insertion number.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.order().cmp(&other.order())
+    }
+}
+
+/// The most entries [`EventQueue`]'s sorted vector of fresh events holds; more go to a heap, so
+/// that a burst of sends within one handler (a fan-in of a million messages) costs a logarithm
+/// per event, not a copy of all the others.
+const FRESH_MAX: usize = 256;
+
 /// A min-queue of events over a slab of the events themselves.
 ///
 /// Simulations schedule in bursts: a hundred timers due at one instant, messages within a machine
@@ -55,8 +74,10 @@ impl Entry {
 /// instant began and not run yet (a few dozen at most, where the bucket may hold hundreds), at
 /// the place a binary search finds: its insertion number is the greatest yet, so it goes after
 /// every entry of its key or less, and only the entries due before it move (a copy of a few
-/// hundred bytes, cheaper than a heap's sifting). A pop takes the lesser of the two vectors' last
-/// entries, so the order is exactly (time, key, insertion).
+/// hundred bytes, cheaper than a heap's sifting). Past [`FRESH_MAX`] such entries (a handler that
+/// sends thousands of messages within its machine) the rest go to a heap. A pop takes the least
+/// of the two vectors' last entries and the heap's first, so the order is exactly (time, key,
+/// insertion).
 pub(crate) struct EventQueue<E> {
     /// Later events, by time; each bucket unsorted until its time comes.
     later: BTreeMap<u64, Vec<Entry>>,
@@ -69,6 +90,8 @@ pub(crate) struct EventQueue<E> {
     /// Events pushed for the current instant while it runs, sorted the same way (one pushed for
     /// an earlier time is due now: time never goes back).
     fresh: Vec<Entry>,
+    /// Events pushed for the current instant while `fresh` is full, least first.
+    overflow: BinaryHeap<Reverse<Entry>>,
     /// The current instant: the time of the last pop.
     now: u64,
     /// Emptied buckets, kept for reuse.
@@ -89,6 +112,7 @@ impl<E> EventQueue<E> {
             staged: None,
             current: Vec::new(),
             fresh: Vec::new(),
+            overflow: BinaryHeap::new(),
             now: 0,
             spare: Vec::new(),
             scratch: Vec::new(),
@@ -134,6 +158,9 @@ impl<E> EventQueue<E> {
             // rest (which all run before it). An entry that runs last goes to the front.
             // Its insertion number is above every other's, so it sorts above every entry of its
             // own key: comparing keys alone finds its place.
+            if self.fresh.len() >= FRESH_MAX {
+                return self.overflow.push(Reverse(entry));
+            }
             let at = self.fresh.partition_point(|e| e.key > entry.key);
             self.fresh.insert(at, entry);
         } else {
@@ -166,7 +193,7 @@ impl<E> EventQueue<E> {
 
     /// The time of the next event, if any.
     pub(crate) fn peek_micros(&self) -> Option<u64> {
-        if !self.current.is_empty() || !self.fresh.is_empty() {
+        if !self.current.is_empty() || !self.fresh.is_empty() || !self.overflow.is_empty() {
             return Some(self.now);
         }
         let later = self.later.keys().next().copied();
@@ -204,14 +231,22 @@ impl<E> EventQueue<E> {
     /// always is).
     #[inline(always)]
     pub(crate) fn pop_by(&mut self, until: Option<u64>) -> Option<(Due, Popped<E>)> {
-        if self.current.is_empty() && self.fresh.is_empty() && !self.next_instant(until) {
+        if self.current.is_empty() && self.fresh.is_empty() && self.overflow.is_empty() && !self.next_instant(until) {
             return None;
         }
-        let take_fresh = match (self.current.last(), self.fresh.last()) {
-            (Some(c), Some(f)) => f.order() < c.order(),
-            (c, _) => c.is_none(),
+        let entry = if self.overflow.is_empty() {
+            let take_fresh = match (self.current.last(), self.fresh.last()) {
+                (Some(c), Some(f)) => f.order() < c.order(),
+                (c, _) => c.is_none(),
+            };
+            if take_fresh {
+                self.fresh.pop()?
+            } else {
+                self.current.pop()?
+            }
+        } else {
+            self.pop_with_overflow()?
         };
-        let entry = if take_fresh { self.fresh.pop()? } else { self.current.pop()? };
         self.len -= 1;
         let due = Due { micros: self.now, key: entry.key };
         if entry.target & DIRECT != 0 {
@@ -223,6 +258,21 @@ impl<E> EventQueue<E> {
         Some((due, Popped::Event(event)))
     }
 
+    /// The least of the current bucket's, the fresh vector's and the overflow's next entries.
+    #[inline(never)]
+    fn pop_with_overflow(&mut self) -> Option<Entry> {
+        let least = [self.current.last(), self.fresh.last(), self.overflow.peek().map(|r| &r.0)]
+            .into_iter()
+            .enumerate()
+            .filter_map(|(from, entry)| entry.map(|e| (e.order(), from)))
+            .min()?;
+        match least.1 {
+            0 => self.current.pop(),
+            1 => self.fresh.pop(),
+            _ => self.overflow.pop().map(|r| r.0),
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -232,6 +282,7 @@ impl<E> EventQueue<E> {
         self.staged = None;
         self.current.clear();
         self.fresh.clear();
+        self.overflow.clear();
         self.free.clear();
         self.len = 0;
         self.events.drain(..).flatten().collect()
@@ -452,6 +503,46 @@ mod tests {
                     Popped::Event(v) | Popped::Direct(v) => (due.micros, due.key, v),
                 });
                 assert_eq!(popped, Some(expected), "seed {seed}");
+            }
+            assert!(q.pop().is_none());
+        }
+    }
+
+    /// A handler that sends thousands of messages within its machine pushes them all for the
+    /// current instant: past the sorted vector's room they go to the heap, and the pops still
+    /// come in (key, insertion) order, those of the current bucket, the vector and the heap
+    /// interleaved.
+    #[test]
+    fn a_burst_for_the_current_instant_beyond_the_fresh_vector_pops_in_order() {
+        use std::collections::BTreeSet;
+        for seed in 0..4u64 {
+            let mut rng = crate::rng::DetRng::from_seed(seed);
+            let mut q = EventQueue::new();
+            let mut reference = BTreeSet::new();
+            // A bucket at time 7, the instant of the burst.
+            for seq in 0..100u64 {
+                let key = rng.next_u64();
+                q.push(Due { micros: 7, key }, seq);
+                reference.insert((7, key, seq));
+            }
+            let check = |q: &mut EventQueue<u64>, reference: &mut BTreeSet<(u64, u64, u64)>| {
+                let popped = q.pop().map(|(due, popped)| match popped {
+                    Popped::Event(v) | Popped::Direct(v) => (due.micros, due.key, v),
+                });
+                assert_eq!(popped, reference.pop_first(), "seed {seed}");
+            };
+            check(&mut q, &mut reference);
+            for seq in 100..(100 + 8 * FRESH_MAX as u64) {
+                let key = if seq % 3 == 0 { rng.below(4) } else { rng.next_u64() };
+                q.push(Due { micros: 7, key }, seq);
+                reference.insert((7, key, seq));
+                if seq % 7 == 0 {
+                    check(&mut q, &mut reference);
+                }
+            }
+            assert!(q.overflow.len() > FRESH_MAX, "the burst went past the vector");
+            while !reference.is_empty() {
+                check(&mut q, &mut reference);
             }
             assert!(q.pop().is_none());
         }
