@@ -116,6 +116,7 @@ use crate::controller::{Call, DeliveryError, ErasedHandled, MachineController};
 use crate::handle::{Handle, MachineHandle};
 use crate::ids::{MachineId, NodeId};
 use crate::node::Node;
+use crate::parcel::Parcel;
 use crate::security::{MachineSecret, RecvLinks, SendLinks};
 
 pub use crate::driver::{Driver, DriverHandle, DriverMessage};
@@ -380,7 +381,13 @@ impl Simulation {
                 unreachable!("the world writes a node and a message for Work::Handle")
             };
             let (chain, rng) = (handling.via.chain(&self.ids), &mut handling.rng);
-            catch_unwind(AssertUnwindSafe(|| node.handle(Call { ctrl, id, chain, rng: Some(rng) }, message)))
+            let call = Call { ctrl, id, chain, rng: Some(rng) };
+            // An inline message goes in its two words: a fresh parcel copied through memory
+            // stalls on the stores that just wrote it.
+            catch_unwind(AssertUnwindSafe(|| match message {
+                Parcel::Inline(inline) => node.handle_inline(call, inline),
+                message => node.handle(call, message),
+            }))
         };
         // A handler that ran to its end leaves nothing to drop and nothing more to do. (Each
         // other arm moves its value out, so that the first needs no drop glue.)
