@@ -184,32 +184,31 @@ fn handle(
     ctrl: &Arc<dyn MachineController>,
     key: Key,
     id: &NodeId,
-    mut node: Box<dyn ErasedNode>,
+    node: Box<dyn ErasedNode>,
     letter: Letter,
 ) -> Option<Back> {
-    // The sender is known (for the logs) only of a message from afar. A local letter's chain is
-    // read from its transport, which goes back to the worker's table afterwards.
-    let (message, from, via, remote_chain) = match letter {
-        Letter::Local { message, via } => (message, None, via, None),
-        Letter::Remote(remote) => match node.decode_message(&remote.json) {
-            Ok(m) => {
-                let RemoteLetter { from, chain, .. } = *remote;
-                (m, Some(from), None, Some(chain))
-            }
-            Err(error) => {
-                tracing::warn!(from = %remote.from, to = %id, %error, "dz: dropped a message that does not decode");
-                bump(&core.stats.dropped_undecodable);
-                return Some((node, None));
-            }
-        },
+    match letter {
+        Letter::Local { message, via } => handle_local(core, ctrl, key, id, node, message, via),
+        Letter::Remote(remote) => handle_remote(core, ctrl, key, id, node, remote),
         // Made `Local` by the turn; never here.
-        Letter::Held(held) => (held.into_parts().0, None, None, None),
-    };
-    let chain: &[NodeId] = match (&via, &remote_chain) {
-        (Some(t), _) => t.chain(),
-        (None, Some(chain)) => chain,
-        (None, None) => &[],
-    };
+        Letter::Held(held) => handle_local(core, ctrl, key, id, node, held.into_parts().0, None),
+    }
+}
+
+/// [`handle`] for a letter from a node of this machine (or a timer's): its chain is read from
+/// the transport it came through, which goes back to the worker's table afterwards. The common
+/// end (the handler ran to its end) is kept small; the rest is out of line.
+#[inline(always)]
+fn handle_local(
+    core: &Core,
+    ctrl: &Arc<dyn MachineController>,
+    key: Key,
+    id: &NodeId,
+    mut node: Box<dyn ErasedNode>,
+    message: Parcel,
+    via: Option<Transport>,
+) -> Option<Back> {
+    let chain: &[NodeId] = via.as_ref().map_or(&[], Transport::chain);
     let call = Call { ctrl, id, chain, rng: None };
     let handled = catch_unwind(AssertUnwindSafe(|| match message {
         Parcel::Inline(inline) => node.handle_inline(call, inline),
@@ -217,17 +216,64 @@ fn handle(
     }));
     match handled {
         Ok(Ok(ErasedHandled::Done)) => Some((node, via)),
+        other => settle(core, ctrl, key, id, node, via, None, other),
+    }
+}
+
+/// [`handle`] for a letter from another machine: decoded here, by the worker that runs its node.
+/// (It takes the letter's box as it is, a pointer, rather than the letter moved out of it.)
+#[allow(clippy::boxed_local)]
+#[inline(never)]
+fn handle_remote(
+    core: &Core,
+    ctrl: &Arc<dyn MachineController>,
+    key: Key,
+    id: &NodeId,
+    mut node: Box<dyn ErasedNode>,
+    remote: Box<RemoteLetter>,
+) -> Option<Back> {
+    let message = match node.decode_message(&remote.json) {
+        Ok(message) => message,
+        Err(error) => {
+            tracing::warn!(from = %remote.from, to = %id, %error, "dz: dropped a message that does not decode");
+            bump(&core.stats.dropped_undecodable);
+            return Some((node, None));
+        }
+    };
+    let RemoteLetter { from, chain, .. } = *remote;
+    let call = Call { ctrl, id, chain: &chain, rng: None };
+    let handled = catch_unwind(AssertUnwindSafe(|| node.handle(call, message)));
+    settle(core, ctrl, key, id, node, None, Some((from, chain)), handled)
+}
+
+/// What follows a handler: the node held again, its `async` handler run, a message of the wrong
+/// type dropped, or a panic's node buried. `remote` is the sender and chain of a message from
+/// afar (`None`: from this machine, through `via`).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn settle(
+    core: &Core,
+    ctrl: &Arc<dyn MachineController>,
+    key: Key,
+    id: &NodeId,
+    node: Box<dyn ErasedNode>,
+    via: Option<Transport>,
+    remote: Option<(NodeId, Arc<[NodeId]>)>,
+    handled: std::thread::Result<Result<ErasedHandled, dz_core::controller::DeliveryError>>,
+) -> Option<Back> {
+    match handled {
+        Ok(Ok(ErasedHandled::Done)) => Some((node, via)),
         Ok(Ok(ErasedHandled::Async(message))) => {
-            let shared = match (&via, remote_chain) {
+            let shared = match (&via, remote) {
                 (Some(t), _) => Via::Transport(t.clone()),
-                (None, Some(chain)) => Via::Chain(chain),
+                (None, Some((_, chain))) => Via::Chain(chain),
                 (None, None) => Via::Timer,
             };
             let fut = node.handle_async(Arc::clone(ctrl), id.clone(), shared.into_shared(), message);
             poll(core, key, id, fut, &core.store.node_waker(key), via)
         }
         Ok(Err(error)) => {
-            let from = from.as_ref().map_or(LOCAL_SENDER, NodeId::as_str);
+            let from = remote.as_ref().map_or(LOCAL_SENDER, |(from, _)| from.as_str());
             tracing::warn!(from, to = %id, %error, "dz: dropped a message of the wrong type");
             bump(&core.stats.dropped_wrong_type);
             Some((node, via))
