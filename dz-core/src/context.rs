@@ -11,7 +11,7 @@ use std::task::{Context as TaskContext, Poll};
 use crate::controller::{Envelope, MachineController, SpawnRequest, TimerMessage, TimerToken};
 use crate::handle::{Handle, MachineHandle, RawHandle};
 use crate::ids::NodeId;
-use crate::node::Node;
+use crate::node::{Message, Node};
 use crate::rng::DetRng;
 
 /// What a handler of node `N` gets: its only door to the world.
@@ -208,22 +208,18 @@ impl<'a, N: Node> Context<'a, N> {
     /// Sending never fails here: delivery is at most once, and a message that cannot be delivered
     /// (the receiver is gone, its machine is down) is dropped and counted by the runtime.
     pub fn send<M: Node>(&mut self, to: &Handle<M>, msg: M::Message) {
-        self.send_raw(to.raw(), crate::node::Message::into_parcel(msg));
+        self.send_raw(to.raw(), msg.into_parcel());
     }
 
     /// Sends `msg` to this node itself, behind the messages this node already sent itself.
     pub fn send_self(&mut self, msg: N::Message) {
         let me = self.handle_to_self_raw(self.id().clone());
-        self.send_raw(&me, crate::node::Message::into_parcel(msg));
+        self.send_raw(&me, msg.into_parcel());
     }
 
     /// Delivers `msg` to this node itself after `delay_ms`; cancel it with [`Context::cancel_timer`].
     pub fn send_after(&mut self, delay_ms: u64, msg: N::Message) -> TimerToken {
-        self.ctrl().schedule(
-            self.id(),
-            delay_ms.saturating_mul(1000),
-            TimerMessage::Once(crate::node::Message::into_parcel(msg)),
-        )
+        self.ctrl().schedule(self.id(), delay_ms.saturating_mul(1000), TimerMessage::Once(msg.into_parcel()))
     }
 
     /// Delivers `make()` to this node itself every `period_ms` (the first after one period) until
@@ -232,7 +228,7 @@ impl<'a, N: Node> Context<'a, N> {
     /// A period of 0 is taken as 1 ms, so that a timer can never stall virtual time.
     pub fn send_every(&mut self, period_ms: u64, mut make: impl FnMut() -> N::Message + Send + 'static) -> TimerToken {
         let period_micros = period_ms.max(1).saturating_mul(1000);
-        let make = Box::new(move || crate::node::Message::into_parcel(make()));
+        let make = Box::new(move || make().into_parcel());
         self.ctrl().schedule(self.id(), period_micros, TimerMessage::Every { period_micros, make })
     }
 

@@ -397,8 +397,8 @@ impl MachineController for Core {
     fn send(&self, envelope: Envelope<'_>) {
         let Envelope { from, to, message } = envelope;
         match message {
+            Parcel::Inline(inline) => self.send_inline(from, to, inline),
             Parcel::Boxed(boxed) => self.send_parcel(from, to, move || Parcel::Boxed(boxed)),
-            inline => self.send_parcel(from, to, move || inline),
         }
     }
 

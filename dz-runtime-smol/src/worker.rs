@@ -187,12 +187,13 @@ fn handle(
     node: Box<dyn ErasedNode>,
     letter: Letter,
 ) -> Option<Back> {
-    match letter {
-        Letter::Local { message, via } => handle_local(core, ctrl, key, id, node, message, via),
-        Letter::Remote(remote) => handle_remote(core, ctrl, key, id, node, remote),
+    let (message, via) = match letter {
+        Letter::Local { message, via } => (message, via),
+        Letter::Remote(remote) => return handle_remote(core, ctrl, key, id, node, remote),
         // Made `Local` by the turn; never here.
-        Letter::Held(held) => handle_local(core, ctrl, key, id, node, held.into_parts().0, None),
-    }
+        Letter::Held(held) => (held.into_parts().0, None),
+    };
+    handle_local(core, ctrl, key, id, node, message, via)
 }
 
 /// [`handle`] for a letter from a node of this machine (or a timer's): its chain is read from
