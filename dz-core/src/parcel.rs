@@ -88,9 +88,7 @@ impl InlineKind {
             to_json: inline_to_json::<M>,
         }
     }
-}
 
-impl InlineKind {
     /// The variant's name (`NodeType::handler`).
     pub fn name(&self) -> &'static str {
         self.name
