@@ -61,6 +61,22 @@ fn write_new_id(prefix: &str, rng: &mut DetRng, buf: &mut [u8]) {
     }
 }
 
+/// Writes `prefix`, an underscore and 12 characters read off `entropy` into `buf`, which is just
+/// long enough: six characters from each word, each the top of the word times 62 (the rest of
+/// the product is the next step's word), so that every character is as good as uniform.
+fn write_id_from_entropy(prefix: &str, entropy: [u64; 2], buf: &mut [u8]) {
+    buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    buf[prefix.len()] = b'_';
+    let (first, second) = buf[prefix.len() + 1..].split_at_mut(ID_RANDOM_CHARS / 2);
+    for (half, mut word) in [(first, entropy[0]), (second, entropy[1])] {
+        for c in half {
+            let product = u128::from(word) * ALPHABET.len() as u128;
+            *c = ALPHABET[(product >> 64) as usize];
+            word = product as u64;
+        }
+    }
+}
+
 /// [`fold_words`](crate::rng::fold_words)`(0, bytes)`, the hash an id is known by, computed a
 /// word at a time (that one is a `const fn`, which reads a byte at a time).
 fn hash_text(bytes: &[u8]) -> u64 {
@@ -118,6 +134,20 @@ impl Text {
         }
         // `prefix`, `_` and ASCII: always UTF-8.
         with_new_id(prefix, rng, |bytes| Text::Shared(Arc::from(std::str::from_utf8(bytes).unwrap_or_default())))
+    }
+
+    /// An id's text as [`write_id_from_entropy`] writes it, in place when it is short.
+    fn from_entropy(prefix: &str, entropy: [u64; 2]) -> Self {
+        let len = prefix.len() + 1 + ID_RANDOM_CHARS;
+        if len <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            write_id_from_entropy(prefix, entropy, &mut bytes[..len]);
+            return Text::Inline { len: len as u8, bytes };
+        }
+        let mut buf = vec![0u8; len];
+        write_id_from_entropy(prefix, entropy, &mut buf);
+        // `prefix`, `_` and ASCII: always UTF-8.
+        Text::Shared(Arc::from(std::str::from_utf8(&buf).unwrap_or_default()))
     }
 
     /// The 64-bit hash of the text ([`hash_text`]); for an inline one, read in whole words
@@ -229,6 +259,27 @@ macro_rules! string_id {
             /// ```
             pub fn generate(prefix: &str, rng: &mut DetRng) -> Self {
                 $name::of_text(Text::generate(prefix, rng))
+            }
+
+            /// A new id: `prefix`, an underscore, then 12 characters read off the 128 bits of
+            /// `entropy` (six from each word, every character as good as uniform), with no
+            /// allocation if it is short.
+            ///
+            /// For a runtime that draws its ids from a fast random source instead of a
+            /// [`DetRng`] stream: it costs two random words where
+            /// [`generate`](Self::generate) draws twelve times (and keeps drawing the characters
+            /// the simulator's traces were made with).
+            ///
+            /// ```
+            #[doc = concat!("use dz_core::", stringify!($name), ";")]
+            ///
+            #[doc = concat!("let id = ", stringify!($name), "::from_entropy(\"Leaf\", [7, u64::MAX]);")]
+            /// assert!(id.as_str().starts_with("Leaf_0000"));
+            /// assert!(id.as_str().ends_with("zzzz"));
+            /// assert_eq!(id.as_str().len(), "Leaf_".len() + 12);
+            /// ```
+            pub fn from_entropy(prefix: &str, entropy: [u64; 2]) -> Self {
+                $name::of_text(Text::from_entropy(prefix, entropy))
             }
 
             fn of_text(text: Text) -> Self {
@@ -365,6 +416,29 @@ mod tests {
             let bytes = &text.as_bytes()[..len];
             assert_eq!(hash_text(bytes), crate::rng::fold_words(0, bytes), "{len} bytes");
         }
+    }
+
+    #[test]
+    fn ids_from_entropy_use_every_character_and_spread_evenly() {
+        let mut rng = DetRng::from_seed(9);
+        let mut seen = [0u32; 62];
+        let draws = 62 * 200;
+        for _ in 0..draws / ID_RANDOM_CHARS {
+            let id = NodeId::from_entropy("Leaf", [rng.next_u64(), rng.next_u64()]);
+            assert_eq!(id, NodeId::new(id.as_str()));
+            let random = &id.as_bytes()["Leaf_".len()..];
+            assert_eq!(random.len(), ID_RANDOM_CHARS);
+            for c in random {
+                let at = ALPHABET.iter().position(|a| a == c).expect("a character of the alphabet");
+                seen[at] += 1;
+            }
+        }
+        // About 200 each; a character drawn half or twice as often as that is a bias, not luck.
+        assert!(seen.iter().all(|&n| (100..400).contains(&n)), "{seen:?}");
+        let long = "P".repeat(30);
+        let id = MachineId::from_entropy(&long, [1, 2]);
+        assert!(matches!(id.text, Text::Shared(_)));
+        assert_eq!(id.as_str().len(), 30 + 1 + ID_RANDOM_CHARS);
     }
 
     #[test]

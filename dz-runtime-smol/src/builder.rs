@@ -92,8 +92,8 @@ impl MachineBuilder {
         self
     }
 
-    /// Seeds the machine's ids and its nodes' random streams. Without a seed they come from the
-    /// OS. A real machine is not deterministic either way (threads and the network decide the
+    /// Seeds the machine's ids and its nodes' random streams. Without a seed they come from
+    /// generators seeded from the OS (ids from one per thread, drawn without a lock). A real machine is not deterministic either way (threads and the network decide the
     /// order of events); a seed only makes ids and draws repeatable.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);

@@ -56,15 +56,13 @@ pub(crate) struct Core {
     registry: Registry,
     pub(crate) stats: Arc<Counters>,
     pub(crate) config: Config,
-    ids: Mutex<DetRng>,
+    /// The stream ids are drawn from, if the machine was given a seed.
+    ids: Option<Mutex<DetRng>>,
     /// Whence the secrets of this machine's nodes derive; from the OS's entropy.
     secret: MachineSecret,
     /// Issues the handles this machine makes when it spawns nodes of its own, whose keys are
     /// derived on demand from `secret` (the same secret).
     issuer: KeyIssuer,
-    /// The transport of the handles issued last (for one holder, to one type of node): the next
-    /// spawn for the same holder and type shares it.
-    last_issued: Mutex<Option<(&'static str, Transport)>>,
     /// The sending side of the sealed links out of this machine (nonce counters), split by the
     /// receiver's hash.
     send_links: Box<[Padded<Mutex<SendLinks>>]>,
@@ -99,10 +97,9 @@ impl Core {
             registry,
             stats,
             config,
-            ids: Mutex::new(DetRng::substream(seed, "ids", salt)),
+            ids: seeded.then(|| Mutex::new(DetRng::substream(seed, "ids", salt))),
             secret: secret.clone(),
             issuer: KeyIssuer::new(secret),
-            last_issued: Mutex::new(None),
             send_links: (0..SEND_SHARDS).map(|_| Padded(Mutex::default())).collect(),
             reject_warned_at: AtomicU64::new(0),
             rejects_unlogged: AtomicU64::new(0),
@@ -140,9 +137,24 @@ impl Core {
         self.io.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
-    /// A fresh id.
+    /// A fresh id: from the machine's seeded stream if it was given a seed (so that a machine
+    /// that spawns in the same order names its nodes alike), else from the calling thread's
+    /// `fastrand` generator, with no lock.
     pub(crate) fn fresh_id(&self, prefix: &str) -> NodeId {
-        NodeId::generate(prefix, &mut self.ids.lock().unwrap_or_else(PoisonError::into_inner))
+        match &self.ids {
+            Some(ids) => NodeId::generate(prefix, &mut ids.lock().unwrap_or_else(PoisonError::into_inner)),
+            None => ID_RNG.with(|cell| {
+                let mut rng = cell.take().unwrap_or_else(|| {
+                    let seed = os_bytes();
+                    let mut word = [0u8; 8];
+                    word.copy_from_slice(&seed[..8]);
+                    fastrand::Rng::with_seed(u64::from_le_bytes(word))
+                });
+                let entropy = [rng.u64(..), rng.u64(..)];
+                cell.set(Some(rng));
+                NodeId::from_entropy(prefix, entropy)
+            }),
+        }
     }
 
     // ---- local delivery ----------------------------------------------------------------------
@@ -170,23 +182,32 @@ impl Core {
     }
 
     /// The transport of a handle this machine issues to `holder` for a node of type `node_type`
-    /// it spawns: the one issued last if it was for the same holder and type, else a new one.
+    /// it spawns: the one issued last on this thread if it was this machine's, for the same
+    /// holder and type, else a new one (kept in its place). So a loop of spawns gives its
+    /// handles one transport, and takes no lock for it.
     fn issued_transport(&self, holder: &NodeId, node_type: &'static str) -> Transport {
-        let mut last = self.last_issued.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((issued_type, transport)) = last.as_ref() {
-            if *issued_type == node_type && transport.chain().first() == Some(holder) {
-                return transport.clone();
+        LAST_ISSUED.with(|last| {
+            let mut last = last.borrow_mut();
+            if let Some((issued_type, transport)) = last.as_ref() {
+                // The kept transport holds this machine's address, so the pointer cannot be
+                // another machine's that reuses the memory.
+                if *issued_type == node_type
+                    && Arc::ptr_eq(transport.shared_address(), self.handle.shared_address())
+                    && transport.chain().first() == Some(holder)
+                {
+                    return transport.clone();
+                }
             }
-        }
-        let transport = Transport::issued(
-            &self.issuer,
-            Arc::clone(self.handle.shared_address()),
-            self.handle.id().clone(),
-            node_type,
-            holder.clone(),
-        );
-        *last = Some((node_type, transport.clone()));
-        transport
+            let transport = Transport::issued(
+                &self.issuer,
+                Arc::clone(self.handle.shared_address()),
+                self.handle.id().clone(),
+                node_type,
+                holder.clone(),
+            );
+            *last = Some((node_type, transport.clone()));
+            transport
+        })
     }
 
     fn is_local(&self, machine: &dz_core::MachineId, address: &str) -> bool {
@@ -491,6 +512,18 @@ impl MachineController for Core {
 /// A machine secret from the OS's entropy.
 pub(crate) fn os_secret() -> MachineSecret {
     MachineSecret::from_bytes(os_bytes())
+}
+
+thread_local! {
+    /// The transport of the handles a machine issued last on this thread (for one holder, to one
+    /// type of node), which the next such spawn shares (see [`Core::issued_transport`]). It
+    /// stays after its machine is gone until another spawn on the thread replaces it: one
+    /// transport per thread, like the handles the machine's users keep.
+    static LAST_ISSUED: std::cell::RefCell<Option<(&'static str, Transport)>> = const { std::cell::RefCell::new(None) };
+
+    /// The generator that unseeded machines draw ids from on this thread: seeded from the OS's
+    /// entropy on first use, so that threads and processes draw apart, and taken without a lock.
+    static ID_RNG: std::cell::Cell<Option<fastrand::Rng>> = const { std::cell::Cell::new(None) };
 }
 
 /// 32 bytes of the OS's entropy. Without entropy a machine cannot keep its links safe, so
