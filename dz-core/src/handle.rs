@@ -304,7 +304,7 @@ impl<'de> Deserialize<'de> for Transport {
 
 /// A handle without its node type: what runtimes route by. Users hold [`Handle<N>`] instead.
 ///
-/// 40 bytes: the receiving node's id and its [`Transport`], which also keeps the node's type and
+/// 32 bytes: the receiving node's id and its [`Transport`], which also keeps the node's type and
 /// machine (and is shared by the handles one holder got from one machine's spawns).
 #[derive(Clone)]
 pub struct RawHandle {
@@ -724,8 +724,8 @@ mod tests {
     }
 
     #[test]
-    fn a_raw_handle_is_40_bytes() {
-        assert_eq!(std::mem::size_of::<RawHandle>(), 40);
+    fn a_raw_handle_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<RawHandle>(), 32);
     }
 
     #[test]

@@ -152,20 +152,34 @@ impl Text {
 
     /// The 64-bit hash of the text ([`hash_text`]); for an inline one, read in whole words
     /// from its zero-padded bytes.
+    #[inline]
     fn hash(&self) -> u64 {
         match self {
             Text::Inline { len, bytes } => {
-                let words = words(bytes);
-                let (full, rest) = (usize::from(*len) / 8, u64::from(*len) % 8);
-                let mut hash = 0;
-                for word in &words[..full] {
-                    hash = fold_word(hash, *word);
-                }
+                // The three words of the zero-padded text: the last is read from the array's
+                // last eight bytes, shifted down past the two that belong to the second word.
+                let (head, tail) = (bytes.first_chunk::<16>(), bytes.last_chunk::<8>());
+                let (Some(head), Some(tail)) = (head, tail) else { return 0 };
+                let (w0, w1) = head.split_at(8);
+                let word = |w: &[u8]| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(w);
+                    u64::from_le_bytes(b)
+                };
+                let (w0, w1, w2) = (word(w0), word(w1), u64::from_le_bytes(*tail) >> 16);
+                // Whole words, then the last part word (zero-padded, as `hash_text` pads it)
+                // with its length in the top byte; unrolled, as an inline text has at most 22.
+                let rest = u64::from(*len) % 8;
+                let (whole, last) = match *len / 8 {
+                    0 => (0, w0),
+                    1 => (fold_word(0, w0), w1),
+                    _ => (fold_word(fold_word(0, w0), w1), w2),
+                };
                 if rest > 0 {
-                    // The bytes after the text are zeros, as `hash_text` pads them.
-                    hash = fold_word(hash, words[full] ^ (rest << 56));
+                    fold_word(whole, last ^ (rest << 56))
+                } else {
+                    whole
                 }
-                hash
             }
             Text::Shared(text) => hash_text(text.as_bytes()),
         }
@@ -197,18 +211,6 @@ fn same_inline(x: &[u8; INLINE], y: &[u8; INLINE]) -> bool {
     head(x) == head(y) && tail(x) == tail(y)
 }
 
-/// An inline text's bytes (zero-padded) as three little-endian words.
-fn words(bytes: &[u8; INLINE]) -> [u64; 3] {
-    let mut padded = [0u8; 24];
-    padded[..INLINE].copy_from_slice(bytes);
-    let word = |at: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&padded[at..at + 8]);
-        u64::from_le_bytes(w)
-    };
-    [word(0), word(8), word(16)]
-}
-
 impl PartialEq for Text {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
@@ -224,21 +226,15 @@ macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         ///
-        /// 32 bytes, and cheap to clone: an id of up to 22 bytes (`Prefix_<12 characters>` with a
+        /// 24 bytes, and cheap to clone: an id of up to 22 bytes (`Prefix_<12 characters>` with a
         /// prefix of up to 9) is kept inline, with no allocation and no reference count; a
         /// longer one is a shared string. Its hash ([`stable_hash`](Self::stable_hash)) is
-        /// computed once, when the id is made, and kept beside it, so that hashing an id is one
-        /// word and the kept hash tells most different ids apart at once.
-        #[derive(Clone, Eq)]
+        /// computed when asked for, three multiplications for an inline id: not keeping it
+        /// makes every handle and every slot of a node table 8 bytes smaller, and a machine
+        /// keeps very many of both.
+        #[derive(Clone, PartialEq, Eq)]
         pub struct $name {
-            hash: u64,
             text: Text,
-        }
-
-        impl PartialEq for $name {
-            fn eq(&self, other: &Self) -> bool {
-                self.hash == other.hash && self.text == other.text
-            }
         }
 
         impl $name {
@@ -283,7 +279,7 @@ macro_rules! string_id {
             }
 
             fn of_text(text: Text) -> Self {
-                $name { hash: text.hash(), text }
+                $name { text }
             }
 
             /// The id as text.
@@ -298,8 +294,9 @@ macro_rules! string_id {
             }
 
             /// A 64-bit hash of the id's text, the same on every platform and run.
+            #[inline]
             pub fn stable_hash(&self) -> u64 {
-                self.hash
+                self.text.hash()
             }
         }
 
@@ -318,7 +315,7 @@ macro_rules! string_id {
 
         impl std::hash::Hash for $name {
             fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-                state.write_u64(self.hash);
+                state.write_u64(self.stable_hash());
             }
         }
 
@@ -386,8 +383,8 @@ mod tests {
     }
 
     #[test]
-    fn an_id_is_32_bytes_and_short_ones_are_inline() {
-        assert_eq!(std::mem::size_of::<NodeId>(), 32);
+    fn an_id_is_24_bytes_and_short_ones_are_inline() {
+        assert_eq!(std::mem::size_of::<NodeId>(), 24);
         let short = NodeId::new("Machine_0123456789ab"); // 20 bytes
         assert!(matches!(short.text, Text::Inline { len: 20, .. }));
         let edge = NodeId::new("x".repeat(INLINE));
@@ -415,6 +412,8 @@ mod tests {
         for len in 0..=text.len() {
             let bytes = &text.as_bytes()[..len];
             assert_eq!(hash_text(bytes), crate::rng::fold_words(0, bytes), "{len} bytes");
+            let id = NodeId::new(&text[..len]);
+            assert_eq!(id.stable_hash(), crate::rng::fold_words(0, bytes), "an id of {len} bytes");
         }
     }
 

@@ -58,7 +58,7 @@
 //!
 //! ## How a machine runs its nodes
 //!
-//! - **Store**: nodes live in slabs (one 72-byte slot each: the id, the boxed state, a few
+//! - **Store**: nodes live in slabs (one 64-byte slot each: the id, the boxed state, a few
 //!   flags, and a box made on first use for the mailbox and the task list), split over 64 shards
 //!   by a hash of the id, each behind its own lock. There is no executor task and no channel per
 //!   node.

@@ -1,7 +1,7 @@
 //! A shard of the node store: a slab of node slots and the map from ids to slots, behind one of
 //! the store's locks (the store, in `store.rs`, does the locking and the scheduling).
 //!
-//! A slot is 72 bytes: the node's id, its state, a generation, a few flags, and a box made on the
+//! A slot is 64 bytes: the node's id, its state, a generation, a few flags, and a box made on the
 //! node's first mail or task that holds its mailbox and task list. The map goes from 32 bits of
 //! an id's hash (kept in the [`NodeId`] since it was made) to the first slot of the chain of
 //! slots whose ids share those bits — almost always one slot long; the link to the next one is
@@ -55,7 +55,7 @@ fn chain_hash_of(hash: u64) -> u32 {
     (hash >> 32) as u32 & MASK
 }
 
-/// A node's place in its shard: 72 bytes, so that a million idle nodes cost little more than
+/// A node's place in its shard: 64 bytes, so that a million idle nodes cost little more than
 /// their states and ids.
 pub(crate) struct Slot {
     pub(crate) id: NodeId,
@@ -265,8 +265,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_slot_is_72_bytes_and_a_letter_32() {
-        assert_eq!(std::mem::size_of::<Slot>(), 72);
+    fn a_slot_is_64_bytes_and_a_letter_32() {
+        assert_eq!(std::mem::size_of::<Slot>(), 64);
         assert_eq!(std::mem::size_of::<Letter>(), 32);
     }
 }

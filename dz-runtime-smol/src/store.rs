@@ -3,7 +3,7 @@
 //!
 //! ## How nodes are kept
 //!
-//! A node is a 72-byte slot in a `Vec`: its id, its state (boxed, behind `dyn ErasedNode`), a
+//! A node is a 64-byte slot in a `Vec`: its id, its state (boxed, behind `dyn ErasedNode`), a
 //! generation, a few flags, and a pointer to a box made on its first mail or task that holds its
 //! mailbox (a `VecDeque` of letters) and its task list — an idle node that never had mail pays
 //! for neither. There is no executor task and no channel per node.
