@@ -58,8 +58,9 @@
 //!
 //! ## How a machine runs its nodes
 //!
-//! - **Store**: nodes live in slabs (one 64-byte slot each: the id, the boxed state, a few
-//!   flags, and a box made on first use for the mailbox and the task list), split over 64 shards
+//! - **Store**: nodes live in slabs (one 48-byte slot each: the id, a few flags, and the boxed
+//!   state or a box made on first use that holds it with the mailbox and the task list), a
+//!   table of 4-byte slot numbers to find them by id, all split over 64 shards
 //!   by a hash of the id, each behind its own lock. There is no executor task and no channel per
 //!   node.
 //! - **Scheduling**: a node with work (its `started` hook, mail, a woken `async` handler, a stop

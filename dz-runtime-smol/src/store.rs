@@ -3,14 +3,15 @@
 //!
 //! ## How nodes are kept
 //!
-//! A node is a 64-byte slot in a `Vec`: its id, its state (boxed, behind `dyn ErasedNode`), a
-//! generation, a few flags, and a pointer to a box made on its first mail or task that holds its
-//! mailbox (a `VecDeque` of letters) and its task list — an idle node that never had mail pays
-//! for neither. There is no executor task and no channel per node.
+//! A node is a 48-byte slot (`shard.rs`): its id, a generation, a few flags, and a 16-byte
+//! body that is either its state (boxed, behind `dyn ErasedNode`) or a box made on its first
+//! mail or task that holds the state beside its mailbox (a `VecDeque` of letters) and its task
+//! list — an idle node that never had mail pays for neither. Slots come in chunks of 256 that
+//! never move. There is no executor task and no channel per node.
 //!
 //! The slots are split over 64 *shards* by a hash of the node's id, each shard with its own lock,
-//! its own slab and its own map from the id's 64-bit hash (kept in the [`NodeId`] since it was
-//! made) to the slot; ids that share a hash are chained through their slots. A node's key (slot
+//! its own slab and its own hash table of slot numbers (4 bytes an entry, keyed by the hash of
+//! the id in the slot; a look-up compares the ids of the slots it probes). A node's key (slot
 //! index and generation) keeps its shard in the low bits of the index. So two workers running
 //! different nodes rarely want the same lock, and each lock is held only for a map look-up and
 //! a few `VecDeque` operations. The tasks of all nodes share one more lock, and the run queue
@@ -111,7 +112,7 @@ use crate::index::{shard_of, shard_of_hash, IdHashing, SHARDS, SHARD_BITS};
 #[cfg(test)]
 use crate::letter::Letter;
 use crate::padded::Padded;
-use crate::shard::{Key, Shard, State};
+use crate::shard::{Key, Phase, Shard, State};
 use crate::stats::{bump, Counters};
 
 mod held;
@@ -325,13 +326,13 @@ impl Store {
         let mut guard = self.shard(shard);
         let Some((slot, key)) = guard.find(id, shard) else { return Vec::new() };
         slot.stop = true;
-        match slot.state {
-            State::Suspended(_) => self.bury_in(&mut guard, key, false),
-            State::Busy => {
+        match slot.phase() {
+            Phase::Suspended => self.bury_in(&mut guard, key, false),
+            Phase::Busy => {
                 self.poke();
                 Vec::new()
             }
-            State::Idle(_) if !slot.queued => {
+            Phase::Idle if !slot.queued => {
                 slot.queued = true;
                 drop(guard);
                 self.push_runnable(Runnable::Node(key));
@@ -464,7 +465,7 @@ impl Store {
             node
         };
         let mut guard = self.shard_of_key(node);
-        if let Some(extra) = guard.slot_mut(node).and_then(|n| n.extra.as_mut()) {
+        if let Some(extra) = guard.slot_mut(node).and_then(|n| n.extra_mut()) {
             extra.tasks.retain(|&t| t != key);
         }
         if panicked {
@@ -484,12 +485,12 @@ impl Store {
     fn bury_in(&self, shard: &mut Shard, key: Key, panicked: bool) -> Trash {
         let mut trash: Trash = Vec::new();
         let Some(slot) = shard.slot_mut(key) else { return trash };
-        match std::mem::replace(&mut slot.state, State::Vacant) {
+        match slot.replace_state(State::Vacant) {
             State::Starting(node) | State::Idle(node) => trash.push(Box::new(node)),
             State::Suspended(fut) => trash.push(Box::new(fut)),
             State::Busy | State::Vacant => {}
         }
-        let (mailbox, tasks, sealed_links) = match slot.extra.as_mut() {
+        let (mailbox, tasks, sealed_links) = match slot.extra_mut() {
             Some(extra) => {
                 // The slot's next node gets the box, but not this node's secret.
                 extra.secret = None;
@@ -544,13 +545,13 @@ impl Store {
             Runnable::Node(key) => {
                 let mut guard = self.shard_of_key(key);
                 let Some(slot) = guard.slot_mut(key) else { return };
-                match slot.state {
-                    State::Suspended(_) if !slot.queued => {
+                match slot.phase() {
+                    Phase::Suspended if !slot.queued => {
                         slot.queued = true;
                         drop(guard);
                         self.push_runnable(runnable);
                     }
-                    State::Busy => slot.woken = true,
+                    Phase::Busy => slot.woken = true,
                     _ => {}
                 }
             }
@@ -593,7 +594,7 @@ impl Store {
             return Err(OpenError::UnknownReceiver);
         };
         let slot = &mut shard.slots[local as usize];
-        let shipped = slot.extra.as_ref().and_then(|extra| extra.secret.as_deref());
+        let shipped = slot.extra_ref().and_then(|extra| extra.secret.as_deref());
         let plain =
             shard.recv.open(to, chain, sealed, || Some(shipped.cloned().unwrap_or_else(|| machine.node_secret(to))))?;
         slot.extra().sealed_links = true;
@@ -608,7 +609,7 @@ impl Store {
         let shard = &mut *guard;
         let shipped = shard
             .local_of(id)
-            .and_then(|local| shard.slots[local as usize].extra.as_ref())
+            .and_then(|local| shard.slots[local as usize].extra_ref())
             .and_then(|extra| extra.secret.as_deref().cloned());
         drop(guard);
         shipped.unwrap_or_else(|| machine.node_secret(id))
@@ -621,10 +622,7 @@ impl Store {
         let shard = shard_of(id);
         let mut guard = self.shard(shard);
         let (slot, _) = guard.find(id, shard)?;
-        match &slot.state {
-            State::Idle(node) => Some(f(&**node)),
-            _ => None,
-        }
+        slot.idle_node().map(f)
     }
 
     /// Whether node `id` is here and has not ended.
@@ -651,15 +649,15 @@ impl Store {
         let mut trash: Trash = Vec::new();
         for shard in 0..SHARDS {
             let mut guard = self.shard(shard);
-            for slot in guard.slots.drain(..) {
-                match slot.state {
-                    State::Idle(node) => idle.push((slot.id, node)),
-                    State::Starting(node) => trash.push(Box::new(node)),
-                    State::Suspended(fut) => trash.push(Box::new(fut)),
-                    State::Busy | State::Vacant => {}
+            for slot in guard.slots.drain() {
+                match slot.into_parts() {
+                    (id, State::Idle(node)) => idle.push((id, node)),
+                    (_, State::Starting(node)) => trash.push(Box::new(node)),
+                    (_, State::Suspended(fut)) => trash.push(Box::new(fut)),
+                    (_, State::Busy | State::Vacant) => {}
                 }
             }
-            guard.index.clear();
+            guard.clear_index();
             guard.free.clear();
             guard.live = 0;
         }

@@ -19,7 +19,7 @@ use dz_core::{NodeId, Transport};
 use super::{Job, Runnable, Store, Trash, Undeliverable};
 use crate::index::shard_of;
 use crate::letter::{HeldLetter, Letter};
-use crate::shard::{Key, Shard, Slot, State};
+use crate::shard::{Key, Phase, Shard, Slot, State};
 
 /// The most nodes a worker holds at once. Small: a held node with mail waits for this worker,
 /// whatever the others do, so a worker keeps a conversation, not a crowd.
@@ -272,14 +272,12 @@ impl Store {
         let shard = shard_of(to);
         let mut guard = self.shard(shard);
         let Some((slot, key)) = guard.find(to, shard) else { return Err(Undeliverable::NoSuchNode) };
-        if !(matches!(slot.state, State::Idle(_)) && !slot.queued && !slot.stop && !slot.has_mail()) {
+        if !(slot.phase() == Phase::Idle && !slot.queued && !slot.stop && !slot.has_mail()) {
             return self.push_in(guard, key, Letter::local(message, via));
         }
-        let State::Idle(node) = mem::replace(&mut slot.state, State::Busy) else {
-            unreachable!("checked under this lock")
-        };
+        let State::Idle(node) = slot.replace_state(State::Busy) else { unreachable!("checked under this lock") };
         // The slot's (empty) mailbox comes along, with whatever capacity it has.
-        let mail = mem::take(&mut slot.extra().mailbox);
+        let mail = slot.extra_mut().map(|extra| mem::take(&mut extra.mailbox)).unwrap_or_default();
         let id = Rc::new(slot.id.clone());
         drop(guard);
         if local.held.len() >= HELD_MAX {
@@ -310,9 +308,9 @@ impl Store {
     fn push_in(&self, mut guard: MutexGuard<'_, Shard>, key: Key, letter: Letter) -> Result<(), Undeliverable> {
         let Some(slot) = guard.slot_mut(key) else { return Err(Undeliverable::NoSuchNode) };
         slot.extra().mailbox.push_back(letter);
-        match slot.state {
-            State::Busy => self.poke(),
-            State::Idle(_) if !slot.queued => {
+        match slot.phase() {
+            Phase::Busy => self.poke(),
+            Phase::Idle if !slot.queued => {
                 slot.queued = true;
                 drop(guard);
                 self.push_runnable(Runnable::Node(key));
@@ -346,7 +344,7 @@ impl Store {
             let mut guard = self.shard_of_key(held.key);
             let Some(slot) = guard.slot_mut(held.key) else { continue };
             held.stop |= slot.stop;
-            if let Some(extra) = slot.extra.as_mut() {
+            if let Some(extra) = slot.extra_mut() {
                 held.mail.append(&mut extra.mailbox);
             }
         }
@@ -362,7 +360,7 @@ impl Store {
                 // Nothing held: the mail taken now is all there is; start counting pokes here.
                 local.seen_pokes = self.pokes.0.load(Ordering::Relaxed);
             }
-            let mail = slot.extra.as_mut().map(|extra| mem::take(&mut extra.mailbox)).unwrap_or_default();
+            let mail = slot.extra_mut().map(|extra| mem::take(&mut extra.mailbox)).unwrap_or_default();
             let running = node.is_none();
             let id = Rc::new(slot.id.clone());
             local.held.push(Held { key, hash: id.stable_hash(), id, node, mail, stop: false, last_via: NONE });
@@ -471,7 +469,7 @@ impl Store {
         let held = self.take_running(via);
         let mut guard = self.shard_of_key(key);
         let Some(slot) = guard.slot_mut(key) else { return vec![Box::new(fut)] };
-        slot.state = State::Suspended(fut);
+        slot.set_state(State::Suspended(fut));
         if let Some(held) = held {
             slot.stop |= held.stop;
             merge_mail(slot, held.mail);
@@ -562,7 +560,7 @@ impl Store {
         let Some(slot) = guard.slot_mut(key) else { return };
         slot.stop |= stop;
         merge_mail(slot, mail);
-        slot.state = State::Idle(node);
+        slot.set_state(State::Idle(node));
         if (slot.stop || slot.has_mail()) && !slot.queued {
             slot.queued = true;
             drop(guard);
@@ -576,7 +574,7 @@ impl Store {
         let slot = shard.slot_mut(key)?;
         slot.queued = false;
         let id = slot.id.clone();
-        match mem::replace(&mut slot.state, State::Busy) {
+        match slot.replace_state(State::Busy) {
             State::Starting(node) => {
                 self.hold_taken(shard, key, None);
                 Some(Job::Start { key, id, node })
@@ -592,7 +590,7 @@ impl Store {
                 Some(Job::Poll { key, id, fut, waker: self.node_waker(key) })
             }
             other => {
-                slot.state = other;
+                slot.replace_state(other);
                 None
             }
         }
@@ -611,7 +609,7 @@ mod tests {
         let key = shard.new_slot(0, NodeId::new("A_1"), State::Busy);
         let slot = shard.slot_mut(key).expect("the slot");
         merge_mail(slot, VecDeque::new());
-        assert!(slot.extra.is_none(), "no mail, no box");
+        assert!(slot.extra_ref().is_none(), "no mail, no box");
 
         let letter = |n: u8| Letter::timer(Parcel::boxed(Box::new(JsonMessage::new(vec![b'0' + n]))));
         slot.extra().mailbox.push_back(letter(2));
