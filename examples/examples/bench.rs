@@ -17,7 +17,8 @@
 //!
 //! A, B and C run on the real runtime with one worker thread (`peer=dz`, like the peers' single
 //! thread) and on the simulator (`peer=dz-sim`). `--quick` runs small sizes (CI uses it, so the
-//! benchmark never rots).
+//! benchmark never rots). Given several workloads (or none: all of them), the bench runs each in
+//! a fresh process of its own, so that no RSS figure counts memory another workload freed.
 
 use std::io::{BufRead, Read, Write};
 use std::process::{Command, Stdio};
@@ -555,6 +556,23 @@ fn main() {
             x_rounds: 20_000,
         }
     };
+    if wanted.len() > 1 {
+        // Each workload in a process of its own: an RSS figure measured after another workload
+        // freed its memory would count memory reused from it as free.
+        for workload in wanted {
+            let mut child = std::process::Command::new(std::env::current_exe().expect("the bench's own path"));
+            child.arg(workload);
+            if quick {
+                child.arg("--quick");
+            }
+            let status = child.status().expect("the bench runs itself for one workload");
+            if !status.success() {
+                eprintln!("bench: workload {workload} failed ({status})");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     for workload in wanted {
         match workload {
             "A" => {
