@@ -169,7 +169,7 @@ impl Transport {
     /// already says so, else with those written in (in place when nobody else holds it). A
     /// transport issued without a key loses its way to derive one ([`Keying::Void`]) unless
     /// `issuer` issued it.
-    fn for_handle(mut self, node_type: Cow<'static, str>, machine: MachineId, issuer: Option<&KeyIssuer>) -> Self {
+    fn for_handle(mut self, node_type: Cow<'static, str>, machine: &MachineId, issuer: Option<&KeyIssuer>) -> Self {
         let keeps_keying = match &self.0.keying {
             Keying::Issued(by) => issuer.is_some_and(|issuer| by.same_as(issuer)),
             Keying::Key(_) | Keying::Void => true,
@@ -179,7 +179,7 @@ impl Transport {
             (Cow::Borrowed(a), Cow::Borrowed(b)) if std::ptr::eq(*a, *b) => true,
             (a, b) => a == b,
         };
-        let fits = same_type && self.0.machine.as_ref() == Some(&machine);
+        let fits = same_type && self.0.machine.as_ref() == Some(machine);
         if fits && keeps_keying {
             return self;
         }
@@ -187,7 +187,7 @@ impl Transport {
         if !keeps_keying {
             inner.keying = Keying::Void;
         }
-        inner.machine = Some(machine);
+        inner.machine = Some(machine.clone());
         inner.node_type = node_type;
         self
     }
@@ -324,7 +324,7 @@ impl RawHandle {
     /// A transport whose key is derived on demand keeps no way to derive one here: the handle
     /// has no key (see [`Transport`'s docs](Transport#keys-issued-on-demand)).
     pub fn new(id: NodeId, node_type: impl Into<Cow<'static, str>>, machine: MachineId, transport: Transport) -> Self {
-        RawHandle { id, transport: transport.for_handle(node_type.into(), machine, None) }
+        RawHandle { id, transport: transport.for_handle(node_type.into(), &machine, None) }
     }
 
     /// A handle to node `id` of type `node_type` on `machine`, through a transport `issuer`
@@ -337,7 +337,7 @@ impl RawHandle {
         issuer: &KeyIssuer,
         id: NodeId,
         node_type: &'static str,
-        machine: MachineId,
+        machine: &MachineId,
         transport: Transport,
     ) -> Self {
         RawHandle { id, transport: transport.for_handle(Cow::Borrowed(node_type), machine, Some(issuer)) }
@@ -398,7 +398,7 @@ impl RawHandle {
     /// The same handle with another transport (taken as [`RawHandle::new`] takes it).
     pub fn with_transport(&self, transport: Transport) -> Self {
         let inner = &*self.transport.0;
-        let machine = inner.machine.clone().unwrap_or_else(|| no_machine().clone());
+        let machine = inner.machine.as_ref().unwrap_or_else(|| no_machine());
         RawHandle { id: self.id.clone(), transport: transport.for_handle(inner.node_type.clone(), machine, None) }
     }
 
@@ -720,7 +720,7 @@ mod tests {
         let issuer = KeyIssuer::new(secret.clone());
         let machine = MachineId::new("Machine_1");
         let transport = Transport::issued(&issuer, "tcp://m", machine.clone(), "Idle", NodeId::new(holder));
-        (RawHandle::issued(&issuer, NodeId::new(receiver), "Idle", machine, transport), secret, issuer)
+        (RawHandle::issued(&issuer, NodeId::new(receiver), "Idle", &machine, transport), secret, issuer)
     }
 
     #[test]
@@ -776,7 +776,7 @@ mod tests {
                 &KeyIssuer::new(MachineSecret::from_bytes([9; 32])),
                 other.clone(),
                 "Idle",
-                machine.clone(),
+                &machine,
                 stolen.clone(),
             ),
             RawHandle::new(other.clone(), "Idle", machine.clone(), stolen.transferred(NodeId::new("Mallory_1"))),
@@ -789,7 +789,7 @@ mod tests {
         // The handle it came from is untouched, and its issuer still makes the handle it means.
         assert!(lazy.has_key());
         assert_eq!(*lazy.key(), secret.node_secret(&NodeId::new("Idle_1")).link_key(&holder));
-        let rightful = RawHandle::issued(&issuer, other, "Idle", machine, stolen);
+        let rightful = RawHandle::issued(&issuer, other, "Idle", &machine, stolen);
         assert_eq!(*rightful.key(), valid);
     }
 

@@ -175,7 +175,7 @@ impl Core {
     /// Starts `node` here under `id`; `secret` is the one it was shipped with, if spawned from
     /// another machine.
     pub(crate) fn start_node(&self, from: &NodeId, id: NodeId, node: Box<dyn ErasedNode>, secret: Option<NodeSecret>) {
-        if let Err(node) = self.store.insert(id.clone(), node, secret) {
+        if let Err((id, node)) = self.store.insert(id, node, secret) {
             tracing::warn!(%from, %id, node_type = node.type_name(), "dz: spawn refused: the id is in use (or the machine is stopping)");
             bump(&self.stats.spawn_failed);
         }
@@ -436,7 +436,7 @@ impl MachineController for Core {
             // it is ever needed (the handle serialised, or a message sealed under it).
             let transport = self.issued_transport(from, node_type);
             self.start_node(from, id.clone(), node, None);
-            return RawHandle::issued(&self.issuer, id, node_type, self.handle.id().clone(), transport);
+            return RawHandle::issued(&self.issuer, id, node_type, self.handle.id(), transport);
         }
         // Across machines the spawner draws the node's secret (it makes the first handle before
         // the node exists) and ships it with the state; the node keeps it.

@@ -102,16 +102,16 @@ pub(crate) struct Extra {
 }
 
 impl Slot {
-    fn new(id: NodeId) -> Self {
-        Slot {
-            id,
-            body: Body::Boxed(None),
-            generation: 1,
-            phase: Phase::Vacant,
-            queued: false,
-            woken: false,
-            stop: false,
-        }
+    /// A new slot holding `state` (which a [`State::Suspended`] cannot be: a new node is
+    /// starting, idle, or not yet there).
+    fn new(id: NodeId, state: State) -> Self {
+        let (body, phase) = match state {
+            State::Starting(node) => (Body::Bare(node), Phase::Starting),
+            State::Idle(node) => (Body::Bare(node), Phase::Idle),
+            State::Busy => (Body::Boxed(None), Phase::Busy),
+            State::Vacant | State::Suspended(_) => (Body::Boxed(None), Phase::Vacant),
+        };
+        Slot { id, body, generation: 1, phase, queued: false, woken: false, stop: false }
     }
 
     /// What the slot holds, by kind.
@@ -353,7 +353,7 @@ impl Shard {
     }
 
     /// Puts a new node in a slot under `id` (whose [`NodeId::stable_hash`] is `hash`), unless a
-    /// node of this shard has that id already (then it gives `node` back): one probe of the
+    /// node of this shard has that id already (then it gives `id` and `node` back): one probe of the
     /// table checks the id is free and links the slot in. The node is `Starting` if `starts` (it
     /// has a `started` hook to run), else `Idle`.
     pub(crate) fn insert_new(
@@ -362,7 +362,7 @@ impl Shard {
         (id, hash): (NodeId, u64),
         node: Box<dyn ErasedNode>,
         starts: bool,
-    ) -> Result<Key, Box<dyn ErasedNode>> {
+    ) -> Result<Key, (NodeId, Box<dyn ErasedNode>)> {
         debug_assert_eq!(hash, id.stable_hash());
         let local = self.free.last().copied().unwrap_or(self.slots.len() as u32);
         let (slots, hashing) = (&self.slots, &self.hashing);
@@ -372,7 +372,7 @@ impl Shard {
             |&at| Self::table_hash(hashing, slots[at as usize].id.stable_hash()),
         );
         match entry {
-            hashbrown::hash_table::Entry::Occupied(_) => return Err(node),
+            hashbrown::hash_table::Entry::Occupied(_) => return Err((id, node)),
             hashbrown::hash_table::Entry::Vacant(vacant) => {
                 vacant.insert(local);
             }
@@ -401,12 +401,12 @@ impl Shard {
             slot.queued = false;
             slot.woken = false;
             slot.stop = false;
+            slot.set_state(state);
             slot
         } else {
-            self.slots.push(Slot::new(id));
+            self.slots.push(Slot::new(id, state));
             &mut self.slots[local as usize]
         };
-        slot.set_state(state);
         let generation = slot.generation;
         self.live += 1;
         Key { index: (local << SHARD_BITS) | shard as u32, generation }

@@ -278,16 +278,16 @@ impl Store {
 
     /// Puts a new node in place; its `started` hook, if it has one, runs first (on a worker,
     /// through the run queue); one without is idle at once. `secret` is the one a node
-    /// spawned from another machine was shipped with. Gives the node back if its id is in use
-    /// or the store is closed.
+    /// spawned from another machine was shipped with. Gives the id and the node back if the id
+    /// is in use or the store is closed.
     pub(crate) fn insert(
         &self,
         id: NodeId,
         node: Box<dyn ErasedNode>,
         secret: Option<NodeSecret>,
-    ) -> Result<(), Box<dyn ErasedNode>> {
+    ) -> Result<(), (NodeId, Box<dyn ErasedNode>)> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(node);
+            return Err((id, node));
         }
         let hash = id.stable_hash();
         let shard = shard_of_hash(hash);
