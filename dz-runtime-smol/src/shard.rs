@@ -377,8 +377,29 @@ impl Shard {
                 vacant.insert(local);
             }
         }
-        let state = if starts { State::Starting(node) } else { State::Idle(node) };
-        Ok(self.fill(shard, local, id, state))
+        let phase = if starts { Phase::Starting } else { Phase::Idle };
+        Ok(self.fill_node(shard, local, id, node, phase))
+    }
+
+    /// [`Shard::fill`] for a new node's state, in `phase` (starting or idle), written into the
+    /// slot as the two words it is: built as a [`State`] first, it was read back whole from
+    /// where its parts had just been stored, and that wait was a tenth of a spawn.
+    fn fill_node(&mut self, shard: usize, local: u32, id: NodeId, node: Box<dyn ErasedNode>, phase: Phase) -> Key {
+        if self.free.last() != Some(&local) {
+            self.slots.push(Slot {
+                id,
+                body: Body::Bare(node),
+                generation: 1,
+                phase,
+                queued: false,
+                woken: false,
+                stop: false,
+            });
+            self.live += 1;
+            return Key { index: (local << SHARD_BITS) | shard as u32, generation: 1 };
+        }
+        let state = if phase == Phase::Starting { State::Starting(node) } else { State::Idle(node) };
+        self.fill(shard, local, id, state)
     }
 
     /// Puts a new node in a slot under `id`, which the caller knows is not in use here.
