@@ -44,12 +44,12 @@ impl World {
         if self.machines[from_machine].handle.id() != to.machine_id() {
             return self.send_away(from_machine, (sender, from), to, message);
         }
-        let target = match self.nodes.find_receiver(sender, to.id()) {
-            Some(index) => Target::Slot(index),
-            None => Target::Id(Box::new(to.id().clone())),
+        let (target, to_hash) = match self.nodes.find_receiver(sender, to.id()) {
+            Some(index) => (Target::Slot(index), self.nodes.slots[index].hash),
+            None => (Target::Id(Box::new(to.id().clone())), to.id().stable_hash()),
         };
         let payload = Payload::Local(message, LocalChain::of(to.transport(), from));
-        let due = self.due_on_link(from, to.id(), self.now);
+        let due = self.due_on_hashed_link((self.nodes.slots[sender].hash, to_hash), self.now);
         self.queue.push(due, Event::deliver(sender, target, from_machine, payload));
     }
 

@@ -38,6 +38,9 @@ pub(super) enum NodeState {
 
 pub(super) struct NodeSlot {
     pub(super) id: NodeId,
+    /// `id`'s [`NodeId::stable_hash`], which every delivery's trace entry and every send's link
+    /// key take: kept here, as a [`NodeId`] computes it when asked.
+    pub(super) hash: u64,
     pub(super) machine: usize,
     pub(super) state: NodeState,
     pub(super) rng: DetRng,

@@ -520,11 +520,13 @@ impl World {
     }
 
     pub(super) fn new_slot(&self, id: &NodeId, machine: usize, state: NodeState) -> NodeSlot {
+        let hash = id.stable_hash();
         NodeSlot {
             id: id.clone(),
+            hash,
             machine,
             state,
-            rng: DetRng::substream(self.seed, "node", id.stable_hash()),
+            rng: DetRng::substream(self.seed, "node", hash),
             extra: None,
             stats: NodeStats::default(),
             stop_requested: false,
@@ -585,18 +587,25 @@ impl World {
     /// kept and a later send never comes before it.
     #[inline(always)]
     pub(super) fn due_on_link(&mut self, from: &NodeId, to: &NodeId, micros: u64) -> Due {
+        self.due_on_hashed_link((from.stable_hash(), to.stable_hash()), micros)
+    }
+
+    /// [`World::due_on_link`] for the link whose ends' ids hash to `from` and `to`
+    /// ([`NodeId::stable_hash`]), for a caller that has them at hand (a slot keeps its id's).
+    #[inline(always)]
+    pub(super) fn due_on_hashed_link(&mut self, (from, to): (u64, u64), micros: u64) -> Due {
         if micros == self.now {
-            let link = from.stable_hash().rotate_left(17) ^ to.stable_hash();
+            let link = from.rotate_left(17) ^ to;
             return Due { micros, key: crate::rng::mix(self.link_salt ^ link ^ micros.wrapping_mul(0x9e37_79b9)) };
         }
-        self.due_on_link_later(from, to, micros)
+        self.due_on_link_later((from, to), micros)
     }
 
     /// [`World::due_on_link`] for a later instant (a message between machines).
     #[inline(never)]
-    fn due_on_link_later(&mut self, from: &NodeId, to: &NodeId, micros: u64) -> Due {
+    fn due_on_link_later(&mut self, link: (u64, u64), micros: u64) -> Due {
         let due = self.due_at(micros);
-        let last = self.links.entry((from.stable_hash(), to.stable_hash())).or_insert(due);
+        let last = self.links.entry(link).or_insert(due);
         if due > *last {
             *last = due;
         }
@@ -752,7 +761,7 @@ impl World {
             handling.machine = slot.machine;
             handling.rng = slot.rng.clone();
             handling.lent_rng = true;
-            let to_hash = slot.id.stable_hash();
+            let to_hash = slot.hash;
             let (name, name_hash) = message.name_and_hash();
             handling.node = Some(node);
             handling.message = Some(message);
@@ -768,7 +777,7 @@ impl World {
                 let (from, to) = (&slots[from].id, &slots[index].id);
                 self.trace.record_hashed(self.now, TraceKind::Deliver, from, to, name, name_hash);
             } else {
-                let from_hash = if from == index { to_hash } else { self.nodes.slots[from].id.stable_hash() };
+                let from_hash = if from == index { to_hash } else { self.nodes.slots[from].hash };
                 self.trace.record_hashes(self.now, TraceKind::Deliver, from_hash, to_hash, name_hash);
             }
             return true;
