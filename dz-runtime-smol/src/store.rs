@@ -84,7 +84,7 @@
 //!
 //! A message from a handler to a node its worker holds: its parcel (inline for a variant with no
 //! fields or one primitive field, else one `Box`, made by the context), a look
-//! through the held set (at most four ids, compared by their kept hash first), and a push onto a
+//! through the held set (at most four ids, compared a few words at a time), and a push onto a
 //! `VecDeque` that grows only when fuller than ever before. Its transport is not cloned: the
 //! letter names an entry of the worker's transport table (one per chain the conversation used,
 //! up to 32; a letter that leaves the worker, when its node is given back, gets a clone). The

@@ -39,8 +39,6 @@ const NONE: usize = usize::MAX;
 /// A node the worker holds: `Busy` in the store, owned by this worker until given back.
 pub(crate) struct Held {
     pub(crate) key: Key,
-    /// The id's hash, compared first.
-    hash: u64,
     /// Shared with the turn that runs it (an `Rc`: no atomic operation per message).
     pub(crate) id: Rc<NodeId>,
     /// `None` while its code runs (the worker has it).
@@ -108,8 +106,9 @@ pub(crate) enum Turn {
 impl Local {
     #[inline(always)]
     fn find(&self, id: &NodeId) -> Option<usize> {
-        let hash = id.stable_hash();
-        self.held.iter().position(|held| held.hash == hash && *held.id == *id)
+        // Ids compare in a few word loads (an inline one's length and bytes): cheaper than
+        // computing the hash that would tell most apart first.
+        self.held.iter().position(|held| *held.id == *id)
     }
 
     /// Puts a letter for held node `at`, sent through `via`, on its held mail: naming its
@@ -289,7 +288,7 @@ impl Store {
         // The FIFO rule: a node joining the held set may have sent, from another thread, letters
         // that wait in a held node's store mailbox; they go ahead of anything it sends from here.
         self.drain_if_poked(local);
-        local.held.push(Held { key, hash: to.stable_hash(), id, node: Some(node), mail, stop: false, last_via: NONE });
+        local.held.push(Held { key, id, node: Some(node), mail, stop: false, last_via: NONE });
         let at = local.held.len() - 1;
         local.push_held(at, via, message);
         Ok(())
@@ -363,7 +362,7 @@ impl Store {
             let mail = slot.extra_mut().map(|extra| mem::take(&mut extra.mailbox)).unwrap_or_default();
             let running = node.is_none();
             let id = Rc::new(slot.id.clone());
-            local.held.push(Held { key, hash: id.stable_hash(), id, node, mail, stop: false, last_via: NONE });
+            local.held.push(Held { key, id, node, mail, stop: false, last_via: NONE });
             if running {
                 local.running = local.held.len() - 1;
             }
