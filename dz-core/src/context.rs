@@ -259,7 +259,7 @@ impl<'a, N: Node> Context<'a, N> {
 
     /// Spawns `node` on `on` under an id reserved with [`Context::reserve_id`].
     pub fn spawn_with_id<M: Node>(&mut self, id: NodeId, node: M, on: &MachineHandle) -> Handle<M> {
-        let raw = self.ctrl().spawn(self.id(), SpawnRequest { id, on: on.clone(), node: Box::new(node) });
+        let raw = self.ctrl().spawn(self.id(), SpawnRequest { id, on, node: Box::new(node) });
         Handle::typed(raw)
     }
 

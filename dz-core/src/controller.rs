@@ -75,7 +75,7 @@ pub trait MachineController: Send + Sync + 'static {
     /// Starts the node in `request` on `request.on`, as sent by node `from`, and returns the
     /// handle by which `from` reaches the new node (its key may be derived on demand:
     /// [`RawHandle::issued`]).
-    fn spawn(&self, from: &NodeId, request: SpawnRequest) -> RawHandle;
+    fn spawn(&self, from: &NodeId, request: SpawnRequest<'_>) -> RawHandle;
 
     /// Terminates the node `target` (which may be `from` itself).
     fn terminate(&self, from: &NodeId, target: &RawHandle);
@@ -201,16 +201,19 @@ impl<M: Message> AnyMessage for M {
 }
 
 /// A request to start a node.
-pub struct SpawnRequest {
+///
+/// It borrows the machine's handle: a spawn clones nothing of it unless the runtime keeps it
+/// (cloning a handle takes a reference count, two atomic operations a spawn need not pay).
+pub struct SpawnRequest<'a> {
     /// The id the new node gets (reserved beforehand with [`Context::reserve_id`] or fresh).
     pub id: NodeId,
     /// The machine to start it on.
-    pub on: MachineHandle,
+    pub on: &'a MachineHandle,
     /// The node's initial state.
     pub node: Box<dyn ErasedNode>,
 }
 
-impl fmt::Debug for SpawnRequest {
+impl fmt::Debug for SpawnRequest<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SpawnRequest")
             .field("id", &self.id)

@@ -428,7 +428,7 @@ impl MachineController for Core {
         self.send_parcel(from, to, move || Parcel::Inline(InlineMessage::new(kind, word)));
     }
 
-    fn spawn(&self, from: &NodeId, request: SpawnRequest) -> RawHandle {
+    fn spawn(&self, from: &NodeId, request: SpawnRequest<'_>) -> RawHandle {
         let SpawnRequest { id, on, node } = request;
         let node_type = node.type_name();
         if self.is_local(on.id(), on.address()) {

@@ -30,10 +30,10 @@ impl MachineController for SimController {
         self.shared.lock().send(self.index, from, to, message);
     }
 
-    fn spawn(&self, from: &NodeId, request: SpawnRequest) -> RawHandle {
+    fn spawn(&self, from: &NodeId, request: SpawnRequest<'_>) -> RawHandle {
         let SpawnRequest { id, on, node } = request;
         let node_type = node.type_name();
-        let key = self.shared.lock().spawn(self.index, from.clone(), id.clone(), &on, node);
+        let key = self.shared.lock().spawn(self.index, from.clone(), id.clone(), on, node);
         let transport = Transport::new(Arc::clone(on.shared_address()), from.clone(), key);
         RawHandle::new(id, node_type, on.id().clone(), transport)
     }
