@@ -124,29 +124,28 @@ impl Text {
         }
     }
 
-    /// A new id's text, as [`with_new_id`] draws it, written in place when it is short.
+    /// A new id's text, as [`with_new_id`] draws it.
     fn generate(prefix: &str, rng: &mut DetRng) -> Self {
-        let len = prefix.len() + 1 + ID_RANDOM_CHARS;
-        if len <= INLINE {
-            let mut bytes = [0u8; INLINE];
-            write_new_id(prefix, rng, &mut bytes[..len]);
-            return Text::Inline { len: len as u8, bytes };
-        }
-        // `prefix`, `_` and ASCII: always UTF-8.
-        with_new_id(prefix, rng, |bytes| Text::Shared(Arc::from(std::str::from_utf8(bytes).unwrap_or_default())))
+        Text::written(prefix.len() + 1 + ID_RANDOM_CHARS, |buf| write_new_id(prefix, rng, buf))
     }
 
-    /// An id's text as [`write_id_from_entropy`] writes it, in place when it is short.
+    /// An id's text as [`write_id_from_entropy`] writes it.
     fn from_entropy(prefix: &str, entropy: [u64; 2]) -> Self {
-        let len = prefix.len() + 1 + ID_RANDOM_CHARS;
+        Text::written(prefix.len() + 1 + ID_RANDOM_CHARS, |buf| write_id_from_entropy(prefix, entropy, buf))
+    }
+
+    /// The text of `len` ASCII bytes that `write` writes into a buffer of just that length: in
+    /// place when it is short, with no allocation.
+    #[inline(always)]
+    fn written(len: usize, write: impl FnOnce(&mut [u8])) -> Self {
         if len <= INLINE {
             let mut bytes = [0u8; INLINE];
-            write_id_from_entropy(prefix, entropy, &mut bytes[..len]);
+            write(&mut bytes[..len]);
             return Text::Inline { len: len as u8, bytes };
         }
         let mut buf = vec![0u8; len];
-        write_id_from_entropy(prefix, entropy, &mut buf);
-        // `prefix`, `_` and ASCII: always UTF-8.
+        write(&mut buf);
+        // The writers write a prefix given as `str`, `_` and ASCII: always UTF-8.
         Text::Shared(Arc::from(std::str::from_utf8(&buf).unwrap_or_default()))
     }
 

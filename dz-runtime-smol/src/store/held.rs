@@ -589,7 +589,7 @@ impl Store {
                 Some(Job::Poll { key, id, fut, waker: self.node_waker(key) })
             }
             other => {
-                slot.replace_state(other);
+                slot.set_state(other);
                 None
             }
         }
