@@ -11,7 +11,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::rng::{fold_word, DetRng};
 
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// The characters a generated id's random part is made of, in order: a runtime that picks an id's
+/// last character (see [`NodeId::from_entropy_ending`]) maps it back to a number by its place here.
+pub const ID_ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// How many random characters follow the prefix.
 pub const ID_RANDOM_CHARS: usize = 12;
@@ -57,7 +59,7 @@ fn write_new_id(prefix: &str, rng: &mut DetRng, buf: &mut [u8]) {
     buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
     buf[prefix.len()] = b'_';
     for c in &mut buf[prefix.len() + 1..] {
-        *c = ALPHABET[rng.below(ALPHABET.len() as u64) as usize];
+        *c = ID_ALPHABET[rng.below(ID_ALPHABET.len() as u64) as usize];
     }
 }
 
@@ -70,10 +72,19 @@ fn write_id_from_entropy(prefix: &str, entropy: [u64; 2], buf: &mut [u8]) {
     let (first, second) = buf[prefix.len() + 1..].split_at_mut(ID_RANDOM_CHARS / 2);
     for (half, mut word) in [(first, entropy[0]), (second, entropy[1])] {
         for c in half {
-            let product = u128::from(word) * ALPHABET.len() as u128;
-            *c = ALPHABET[(product >> 64) as usize];
+            let product = u128::from(word) * ID_ALPHABET.len() as u128;
+            *c = ID_ALPHABET[(product >> 64) as usize];
             word = product as u64;
         }
+    }
+}
+
+/// [`write_id_from_entropy`], with the last character `ID_ALPHABET[ending % 62]` in place of
+/// the one the second word would give.
+fn write_id_from_entropy_ending(prefix: &str, entropy: [u64; 2], ending: u8, buf: &mut [u8]) {
+    write_id_from_entropy(prefix, entropy, buf);
+    if let Some(last) = buf.last_mut() {
+        *last = ID_ALPHABET[usize::from(ending) % ID_ALPHABET.len()];
     }
 }
 
@@ -132,6 +143,13 @@ impl Text {
     /// An id's text as [`write_id_from_entropy`] writes it.
     fn from_entropy(prefix: &str, entropy: [u64; 2]) -> Self {
         Text::written(prefix.len() + 1 + ID_RANDOM_CHARS, |buf| write_id_from_entropy(prefix, entropy, buf))
+    }
+
+    /// An id's text as [`write_id_from_entropy_ending`] writes it.
+    fn from_entropy_ending(prefix: &str, entropy: [u64; 2], ending: u8) -> Self {
+        Text::written(prefix.len() + 1 + ID_RANDOM_CHARS, |buf| {
+            write_id_from_entropy_ending(prefix, entropy, ending, buf)
+        })
     }
 
     /// The text of `len` ASCII bytes that `write` writes into a buffer of just that length: in
@@ -275,6 +293,25 @@ macro_rules! string_id {
             /// ```
             pub fn from_entropy(prefix: &str, entropy: [u64; 2]) -> Self {
                 $name::of_text(Text::from_entropy(prefix, entropy))
+            }
+
+            /// [`from_entropy`](Self::from_entropy) with the last of the 12 characters chosen:
+            /// [`ID_ALPHABET`]`[ending % 62]` (the other 11 come from `entropy` as there).
+            ///
+            /// For a runtime that places a node by its id's last character: it can then choose
+            /// where a node it names goes. The id keeps 11 random characters (65 bits); ids that
+            /// end alike are the only ones that can collide, so a runtime that spreads its
+            /// endings evenly keeps about the collision odds of 12 random characters.
+            ///
+            /// ```
+            #[doc = concat!("use dz_core::{ids::ID_ALPHABET, ", stringify!($name), "};")]
+            ///
+            #[doc = concat!("let id = ", stringify!($name), "::from_entropy_ending(\"Leaf\", [7, u64::MAX], 10);")]
+            /// assert_eq!(id.as_bytes().last(), Some(&ID_ALPHABET[10]));
+            /// assert_eq!(id.as_str(), "Leaf_000000zzzzzA");
+            /// ```
+            pub fn from_entropy_ending(prefix: &str, entropy: [u64; 2], ending: u8) -> Self {
+                $name::of_text(Text::from_entropy_ending(prefix, entropy, ending))
             }
 
             fn of_text(text: Text) -> Self {
@@ -427,7 +464,7 @@ mod tests {
             let random = &id.as_bytes()["Leaf_".len()..];
             assert_eq!(random.len(), ID_RANDOM_CHARS);
             for c in random {
-                let at = ALPHABET.iter().position(|a| a == c).expect("a character of the alphabet");
+                let at = ID_ALPHABET.iter().position(|a| a == c).expect("a character of the alphabet");
                 seen[at] += 1;
             }
         }

@@ -61,11 +61,14 @@
 //! - **Store**: nodes live in slabs (one 48-byte slot each: the id, a few flags, and the boxed
 //!   state or a box made on first use that holds it with the mailbox and the task list), a
 //!   table of 4-byte slot numbers to find them by id, all split over 64 shards
-//!   by a hash of the id, each behind its own lock. There is no executor task and no channel per
-//!   node. An idle node whose state is one `u64`, with one handle to it held, costs about 122
-//!   bytes: the 48-byte slot, the state's 32-byte allocation, its table entry and the 32-byte
-//!   handle. A spawn takes one lock (its shard's): an unseeded machine draws the id from a
-//!   per-thread generator, and a loop of spawns shares one transport for its handles.
+//!   by the id's last character, each behind its own lock. There is no executor task and no
+//!   channel per node. An idle node whose state is one `u64`, with one handle to it held, costs
+//!   about 122 bytes: the 48-byte slot, the state's 32-byte allocation, its table entry and the
+//!   32-byte handle. A spawn takes one lock (its shard's) and no other atomic operation: an
+//!   unseeded machine draws the id from a per-thread generator that ends 64 ids in a row with
+//!   one shard's character (so a spawn loop fills one slab and one table at a time), the spawn
+//!   count sits beside the shard's lock, and a loop of spawns shares one transport for its
+//!   handles.
 //! - **Scheduling**: a node with work (its `started` hook, mail, a woken `async` handler, a stop
 //!   request) is put once on the machine's run queue; a node without a `started` hook is idle
 //!   from its spawn and costs the run queue nothing until its first message. Worker threads

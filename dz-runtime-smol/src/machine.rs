@@ -97,7 +97,7 @@ impl Machine {
 
     /// The machine's counters.
     pub fn stats(&self) -> MachineStats {
-        self.core.stats.snapshot()
+        self.core.stats.snapshot(self.core.store.kept_counts())
     }
 
     /// How many nodes live here now (the client node included).

@@ -8,6 +8,7 @@ use crate::padded::Padded;
 macro_rules! counters {
     (
         hot { $($(#[$hot_doc:meta])* $hot:ident,)* }
+        kept_by_store { $($(#[$kept_doc:meta])* $kept:ident,)* }
         $($(#[$doc:meta])* $name:ident,)*
     ) => {
         /// A snapshot of a machine's counters, from [`Machine::stats`](crate::Machine::stats).
@@ -18,11 +19,19 @@ macro_rules! counters {
         #[non_exhaustive]
         pub struct MachineStats {
             $($(#[$hot_doc])* pub $hot: u64,)*
+            $($(#[$kept_doc])* pub $kept: u64,)*
             $($(#[$doc])* pub $name: u64,)*
         }
 
-        /// The live counters behind [`MachineStats`]: those bumped per message or per spawn are
-        /// striped by thread, the others are one atomic each.
+        /// The counters the store keeps under its own locks (see [`Counters`]), read by it.
+        #[derive(Clone, Copy, Debug, Default)]
+        pub(crate) struct KeptByStore {
+            $(pub(crate) $kept: u64,)*
+        }
+
+        /// The live counters behind [`MachineStats`]: those bumped per message are striped by
+        /// thread, the others are one atomic each. The spawn count is kept by the store, beside
+        /// each shard's lock, where a spawn bumps it with no atomic operation of its own.
         #[derive(Debug, Default)]
         pub(crate) struct Counters {
             $(pub(crate) $hot: Striped,)*
@@ -30,9 +39,10 @@ macro_rules! counters {
         }
 
         impl Counters {
-            pub(crate) fn snapshot(&self) -> MachineStats {
+            pub(crate) fn snapshot(&self, kept: KeptByStore) -> MachineStats {
                 MachineStats {
                     $($hot: self.$hot.sum(),)*
+                    $($kept: kept.$kept,)*
                     $($name: self.$name.load(Ordering::Relaxed),)*
                 }
             }
@@ -91,6 +101,8 @@ counters! {
         sent_local,
         /// Messages handed to a handler.
         delivered,
+    }
+    kept_by_store {
         /// Nodes started on this machine.
         spawned,
     }
@@ -192,12 +204,12 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_reads_hot_and_cold_counters() {
+    fn a_snapshot_reads_hot_cold_and_store_counters() {
         let counters = Counters::default();
         counters.delivered.bump();
         counters.delivered.bump();
         bump(&counters.send_failed);
-        let stats = counters.snapshot();
-        assert_eq!((stats.delivered, stats.send_failed, stats.spawned), (2, 1, 0));
+        let stats = counters.snapshot(KeptByStore { spawned: 3 });
+        assert_eq!((stats.delivered, stats.send_failed, stats.spawned), (2, 1, 3));
     }
 }

@@ -9,7 +9,8 @@
 //! list — an idle node that never had mail pays for neither. Slots come in chunks of 256 that
 //! never move. There is no executor task and no channel per node.
 //!
-//! The slots are split over 64 *shards* by a hash of the node's id, each shard with its own lock,
+//! The slots are split over 64 *shards* by the last character of the node's id (which a
+//! machine chooses for the ids it makes, see `index::shard_of`), each shard with its own lock,
 //! its own slab and its own hash table of slot numbers (4 bytes an entry, keyed by the hash of
 //! the id in the slot; a look-up compares the ids of the slots it probes). A node's key (slot
 //! index and generation) keeps its shard in the low bits of the index. So two workers running
@@ -108,12 +109,12 @@ use dz_core::controller::{ErasedNode, ErasedNodeFuture, TaskFuture};
 use dz_core::security::{MachineSecret, NodeSecret, OpenError};
 use dz_core::NodeId;
 
-use crate::index::{shard_of, shard_of_hash, IdHashing, SHARDS, SHARD_BITS};
+use crate::index::{shard_of, IdHashing, SHARDS, SHARD_BITS};
 #[cfg(test)]
 use crate::letter::Letter;
 use crate::padded::Padded;
 use crate::shard::{Key, Phase, Shard, State};
-use crate::stats::{bump, Counters};
+use crate::stats::{bump, Counters, KeptByStore};
 
 mod held;
 
@@ -196,7 +197,7 @@ struct Queue {
 
 /// The store: every node of the machine, its mail, its tasks, and the run queue.
 pub(crate) struct Store {
-    shards: Box<[Padded<Mutex<Shard>>]>,
+    shards: Box<[Padded<ShardCell>]>,
     tasks: Mutex<Tasks>,
     queue: Padded<Mutex<Queue>>,
     work: Condvar,
@@ -209,6 +210,15 @@ pub(crate) struct Store {
     pokes: Padded<AtomicU64>,
     stats: Arc<Counters>,
     me: Weak<Store>,
+}
+
+/// A shard's lock, and the count of nodes spawned into the shard beside it (on the lock's cache
+/// line, which a spawn has in hand anyway).
+struct ShardCell {
+    lock: Mutex<Shard>,
+    /// Written only under `lock`, so a spawn adds one with a plain load and store (no locked
+    /// instruction: each of those waits for every store before it); read with no lock.
+    spawned: AtomicU64,
 }
 
 /// Recovers a guard from a poisoned lock: the store stays consistent whatever panics (node code
@@ -236,7 +246,9 @@ impl Store {
     pub(crate) fn new(stats: Arc<Counters>) -> Arc<Self> {
         let hashing = IdHashing::new();
         Arc::new_cyclic(|me| Store {
-            shards: (0..SHARDS).map(|_| Padded(Mutex::new(Shard::new(hashing)))).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Padded(ShardCell { lock: Mutex::new(Shard::new(hashing)), spawned: AtomicU64::new(0) }))
+                .collect(),
             tasks: Mutex::default(),
             queue: Padded(Mutex::new(Queue { runnables: VecDeque::new(), sleeping: 0, closed: false })),
             work: Condvar::new(),
@@ -249,7 +261,7 @@ impl Store {
     }
 
     fn shard(&self, shard: usize) -> MutexGuard<'_, Shard> {
-        relock(self.shards[shard].0.lock())
+        relock(self.shards[shard].0.lock.lock())
     }
 
     fn shard_of_key(&self, key: Key) -> MutexGuard<'_, Shard> {
@@ -290,7 +302,7 @@ impl Store {
             return Err((id, node));
         }
         let hash = id.stable_hash();
-        let shard = shard_of_hash(hash);
+        let shard = shard_of(&id);
         // A node without a `started` hook has nothing to run before its first message: it is
         // idle at once, and costs the run queue and a worker nothing.
         let starts = node.has_started_hook();
@@ -301,12 +313,18 @@ impl Store {
         if let Some(secret) = secret {
             slot.extra().secret = Some(Box::new(secret));
         }
+        let spawned = &self.shards[shard].0.spawned;
+        spawned.store(spawned.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         drop(guard);
         if starts {
             self.push_runnable(Runnable::Node(key));
         }
-        self.stats.spawned.bump();
         Ok(())
+    }
+
+    /// The counters kept here rather than in the machine's [`Counters`].
+    pub(crate) fn kept_counts(&self) -> KeptByStore {
+        KeptByStore { spawned: self.shards.iter().map(|cell| cell.0.spawned.load(Ordering::Relaxed)).sum() }
     }
 
     /// Puts a node in place that needs no `started` hook and takes no work (the client node).
