@@ -69,7 +69,9 @@ fn write_new_id(prefix: &str, rng: &mut DetRng, buf: &mut [u8]) {
 fn write_id_from_entropy(prefix: &str, entropy: [u64; 2], buf: &mut [u8]) {
     buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
     buf[prefix.len()] = b'_';
-    let (first, second) = buf[prefix.len() + 1..].split_at_mut(ID_RANDOM_CHARS / 2);
+    // Made in a fixed-size array (unrolled, no bounds checks) and copied in whole.
+    let mut chars = [0u8; ID_RANDOM_CHARS];
+    let (first, second) = chars.split_at_mut(ID_RANDOM_CHARS / 2);
     for (half, mut word) in [(first, entropy[0]), (second, entropy[1])] {
         for c in half {
             let product = u128::from(word) * ID_ALPHABET.len() as u128;
@@ -77,6 +79,7 @@ fn write_id_from_entropy(prefix: &str, entropy: [u64; 2], buf: &mut [u8]) {
             word = product as u64;
         }
     }
+    buf[prefix.len() + 1..].copy_from_slice(&chars);
 }
 
 /// [`write_id_from_entropy`], with the last character `ID_ALPHABET[ending % 62]` in place of

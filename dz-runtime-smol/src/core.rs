@@ -145,7 +145,7 @@ impl Core {
         match &self.ids {
             Some(ids) => NodeId::generate(prefix, &mut ids.lock().unwrap_or_else(PoisonError::into_inner)),
             None => ID_SOURCE.with(|cell| {
-                let mut source = cell.take().unwrap_or_else(IdSource::new);
+                let mut source = cell.get().unwrap_or_else(IdSource::new);
                 let id = source.next(prefix);
                 cell.set(Some(source));
                 id
@@ -187,7 +187,8 @@ impl Core {
             if let Some((issued_type, transport)) = last.as_ref() {
                 // The kept transport holds this machine's address, so the pointer cannot be
                 // another machine's that reuses the memory.
-                if *issued_type == node_type
+                // One node type's name is one `&'static str`: the address settles it at once.
+                if (std::ptr::eq(*issued_type, node_type) || *issued_type == node_type)
                     && Arc::ptr_eq(transport.shared_address(), self.handle.shared_address())
                     && transport.chain().first() == Some(holder)
                 {
@@ -535,8 +536,12 @@ const SHARD_RUN: u32 = 64;
 /// and a last character that names the shard of the current run ([`SHARD_RUN`] ids, then the
 /// next shard of the [`NAMED_SHARDS`], from a random first one). So every shard gets its share of
 /// the ids, and two ids can only be alike if they end alike and share 11 random characters.
+///
+/// It keeps the generator as its one word of state (`Copy`, so that the thread's cell is read and
+/// written with no `Option` taken out and put back).
+#[derive(Clone, Copy)]
 struct IdSource {
-    rng: fastrand::Rng,
+    rng_state: u64,
     shard: u8,
     left: u32,
 }
@@ -548,7 +553,7 @@ impl IdSource {
         word.copy_from_slice(&seed[..8]);
         let mut rng = fastrand::Rng::with_seed(u64::from_le_bytes(word));
         let shard = rng.u8(..NAMED_SHARDS as u8);
-        IdSource { rng, shard, left: SHARD_RUN }
+        IdSource { rng_state: rng.get_seed(), shard, left: SHARD_RUN }
     }
 
     fn next(&mut self, prefix: &str) -> NodeId {
@@ -557,7 +562,10 @@ impl IdSource {
             self.left = SHARD_RUN;
         }
         self.left -= 1;
-        NodeId::from_entropy_ending(prefix, [self.rng.u64(..), self.rng.u64(..)], self.shard)
+        let mut rng = fastrand::Rng::with_seed(self.rng_state);
+        let entropy = [rng.u64(..), rng.u64(..)];
+        self.rng_state = rng.get_seed();
+        NodeId::from_entropy_ending(prefix, entropy, self.shard)
     }
 }
 
