@@ -67,7 +67,7 @@ fn write_new_id(prefix: &str, rng: &mut DetRng, buf: &mut [u8]) {
 /// long enough: six characters from each word, each the top of the word times 62 (the rest of
 /// the product is the next step's word), so that every character is as good as uniform.
 fn write_id_from_entropy(prefix: &str, entropy: [u64; 2], buf: &mut [u8]) {
-    buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    copy_short(&mut buf[..prefix.len()], prefix.as_bytes());
     buf[prefix.len()] = b'_';
     // Made in a fixed-size array (unrolled, no bounds checks) and copied in whole.
     let mut chars = [0u8; ID_RANDOM_CHARS];
@@ -80,6 +80,26 @@ fn write_id_from_entropy(prefix: &str, entropy: [u64; 2], buf: &mut [u8]) {
         }
     }
     buf[prefix.len() + 1..].copy_from_slice(&chars);
+}
+
+/// Copies `src` into `dst` (as long): by two overlapping word copies when it is 4 to 16 bytes
+/// long (a type name, most often), so that no call to `memcpy` is made for a few bytes.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let len = src.len();
+    match (src.first_chunk::<8>(), src.last_chunk::<8>()) {
+        (Some(head), Some(tail)) if len <= 16 => {
+            dst[..8].copy_from_slice(head);
+            dst[len - 8..].copy_from_slice(tail);
+        }
+        _ => match (src.first_chunk::<4>(), src.last_chunk::<4>()) {
+            (Some(head), Some(tail)) if len < 8 => {
+                dst[..4].copy_from_slice(head);
+                dst[len - 4..].copy_from_slice(tail);
+            }
+            _ => dst.copy_from_slice(src),
+        },
+    }
 }
 
 /// [`write_id_from_entropy`], with the last character `ID_ALPHABET[ending % 62]` in place of
@@ -453,6 +473,16 @@ mod tests {
             assert_eq!(hash_text(bytes), crate::rng::fold_words(0, bytes), "{len} bytes");
             let id = NodeId::new(&text[..len]);
             assert_eq!(id.stable_hash(), crate::rng::fold_words(0, bytes), "an id of {len} bytes");
+        }
+    }
+
+    #[test]
+    fn a_short_copy_copies_every_length() {
+        let src: Vec<u8> = (1..=40).collect();
+        for len in 0..=40 {
+            let mut dst = vec![0u8; len];
+            copy_short(&mut dst, &src[..len]);
+            assert_eq!(dst, src[..len], "length {len}");
         }
     }
 

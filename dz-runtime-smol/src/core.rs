@@ -526,11 +526,12 @@ thread_local! {
 /// How many ids in a row one thread makes for one shard.
 ///
 /// A spawn writes a slot and a table entry in its id's shard; ids that name one shard for a run
-/// let those writes follow each other through one slab and one table (a spawn loop ran about
-/// 14% faster with runs of 64 than with shards at random), while a run short enough keeps the
-/// nodes one thread spawns spread over the shards, so that workers handling them rarely want one
-/// lock at once.
-const SHARD_RUN: u32 = 64;
+/// let those writes follow each other through one slab and one table. A loop of 100,000 spawns
+/// ran about 14% faster with runs of 64 than with shards at random, and 2% faster again with
+/// runs of 256. Longer runs put more of one thread's nodes behind one lock, which two workers
+/// may then both want: bench P (200 nodes spawned in a row, run by two workers) scaled alike with
+/// runs of 64 and of 256 (186-192% of one worker's throughput, either way).
+const SHARD_RUN: u32 = 256;
 
 /// The ids of one thread: 11 random characters from a `fastrand` generator seeded from the OS,
 /// and a last character that names the shard of the current run ([`SHARD_RUN`] ids, then the
