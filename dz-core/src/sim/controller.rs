@@ -6,6 +6,7 @@ use std::task::Waker;
 use crate::controller::{Envelope, MachineController, SpawnRequest, TaskFuture, TimerMessage, TimerToken};
 use crate::handle::{MachineHandle, RawHandle, Transport};
 use crate::ids::NodeId;
+use crate::parcel::InlineMessage;
 
 use super::world::{Shared, TaskFut};
 
@@ -28,6 +29,10 @@ impl MachineController for SimController {
     fn send(&self, envelope: Envelope<'_>) {
         let Envelope { from, to, message } = envelope;
         self.shared.lock().send(self.index, from, to, message);
+    }
+
+    fn send_inline(&self, from: &NodeId, to: &RawHandle, message: InlineMessage) {
+        self.shared.lock().send_inline(self.index, from, to, message);
     }
 
     fn spawn(&self, from: &NodeId, request: SpawnRequest<'_>) -> RawHandle {

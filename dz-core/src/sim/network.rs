@@ -4,13 +4,14 @@
 use crate::controller::ErasedNode;
 use crate::handle::MachineHandle;
 use crate::ids::NodeId;
-use crate::parcel::Parcel;
+use crate::parcel::{InlineMessage, Parcel};
 
 use super::faults::Verdict;
 use super::tables::NodeState;
 use super::trace::TraceKind;
 use super::world::{
-    Ending, Event, JsonPayload, JsonSpawn, LocalChain, Payload, SpawnEvent, SpawnPayload, Target, TerminateEvent, World,
+    Ending, Event, JsonPayload, JsonSpawn, LocalChain, LocalSend, Payload, SpawnEvent, SpawnPayload, Target,
+    TerminateEvent, World,
 };
 use super::WireFrame;
 use crate::security::{LinkKey, MachineSecret, NodeSecret};
@@ -49,6 +50,41 @@ impl World {
             None => (Target::Id(Box::new(to.id().clone())), to.id().stable_hash()),
         };
         let payload = Payload::Local(message, LocalChain::of(to.transport(), from));
+        let due = self.due_on_hashed_link((self.nodes.slots[sender].hash, to_hash), self.now);
+        self.queue.push(due, Event::deliver(sender, target, from_machine, payload));
+    }
+
+    /// [`World::send`] for a message carried inline: one within a machine, through a handle
+    /// issued for its sender, to a node found by slot there, goes into the queue as a
+    /// [`LocalSend`]; any other takes [`World::send`]'s way.
+    #[inline(always)]
+    pub(crate) fn send_inline(
+        &mut self,
+        from_machine: usize,
+        from: &NodeId,
+        to: &crate::RawHandle,
+        message: InlineMessage,
+    ) {
+        let Some(sender) = self.count_sent(from) else {
+            self.drop_message(from, to.id(), message.kind().name(), "the sender has ended");
+            return;
+        };
+        if self.machines[from_machine].handle.id() != to.machine_id() {
+            return self.send_away(from_machine, (sender, from), to, Parcel::Inline(message));
+        }
+        let (target, to_hash) = match self.nodes.find_receiver(sender, to.id()) {
+            Some(index) => {
+                let receiver = &self.nodes.slots[index];
+                if receiver.machine == from_machine && matches!(to.transport().chain(), [only] if only == from) {
+                    let due = self.due_on_hashed_link((self.nodes.slots[sender].hash, receiver.hash), self.now);
+                    let light = LocalSend { from: sender as u32, to: index as u32, message };
+                    return self.queue.push_light(due, light);
+                }
+                (Target::Slot(index), receiver.hash)
+            }
+            None => (Target::Id(Box::new(to.id().clone())), to.id().stable_hash()),
+        };
+        let payload = Payload::Local(Parcel::Inline(message), LocalChain::of(to.transport(), from));
         let due = self.due_on_hashed_link((self.nodes.slots[sender].hash, to_hash), self.now);
         self.queue.push(due, Event::deliver(sender, target, from_machine, payload));
     }

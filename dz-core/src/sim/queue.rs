@@ -24,19 +24,25 @@ pub(crate) struct Due {
 struct Entry {
     key: u64,
     seq: u64,
-    /// A slab index, or (with [`DIRECT`] set) a value carried in the entry itself.
+    /// A slab index, or (with [`DIRECT`] set) a value carried in the entry itself, or (with
+    /// [`LIGHT`] set) an index into the slab of light events.
     target: u64,
 }
 
 /// Marks an entry that carries its value instead of pointing into the slab.
 const DIRECT: u64 = 1 << 63;
 
+/// Marks an entry that points into the slab of light events (see [`EventQueue::push_light`]).
+const LIGHT: u64 = 1 << 62;
+
 /// What [`EventQueue::pop`] gives back.
-pub(crate) enum Popped<E> {
+pub(crate) enum Popped<E, L> {
     /// An event pushed with [`EventQueue::push`].
     Event(E),
     /// A value pushed with [`EventQueue::push_direct`].
     Direct(u64),
+    /// A light event pushed with [`EventQueue::push_light`].
+    Light(L),
 }
 
 impl Entry {
@@ -78,7 +84,7 @@ const FRESH_MAX: usize = 256;
 /// sends thousands of messages within its machine) the rest go to a heap. A pop takes the least
 /// of the two vectors' last entries and the heap's first, so the order is exactly (time, key,
 /// insertion).
-pub(crate) struct EventQueue<E> {
+pub(crate) struct EventQueue<E, L = ()> {
     /// Later events, by time; each bucket unsorted until its time comes.
     later: BTreeMap<u64, Vec<Entry>>,
     /// The bucket pushes went to last, kept out of `later` while pushes keep coming for its time
@@ -101,11 +107,16 @@ pub(crate) struct EventQueue<E> {
     bins: Vec<u32>,
     events: Vec<Option<E>>,
     free: Vec<usize>,
+    /// Light events: plain data, with nothing to drop, so that one is written into its slot
+    /// field by field and read back the same way (no drop of the slot's old value, no copy of a
+    /// whole event through the stack).
+    lights: Vec<L>,
+    free_lights: Vec<usize>,
     next_seq: u64,
     len: usize,
 }
 
-impl<E> EventQueue<E> {
+impl<E, L: Copy> EventQueue<E, L> {
     pub(crate) fn new() -> Self {
         EventQueue {
             later: BTreeMap::new(),
@@ -119,6 +130,8 @@ impl<E> EventQueue<E> {
             bins: Vec::new(),
             events: Vec::new(),
             free: Vec::new(),
+            lights: Vec::new(),
+            free_lights: Vec::new(),
             next_seq: 0,
             len: 0,
         }
@@ -141,10 +154,28 @@ impl<E> EventQueue<E> {
         self.insert(due, Entry { key: due.key, seq, target: slot as u64 });
     }
 
-    /// Queues a small value (below 2^63) that needs no slab: the entry carries it. Timers use
+    /// Queues a light event: one that is plain data ([`Copy`]), kept in a slab of its own.
+    #[inline(always)]
+    pub(crate) fn push_light(&mut self, due: Due, light: L) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let slot = match self.free_lights.pop() {
+            Some(slot) => {
+                self.lights[slot] = light;
+                slot
+            }
+            None => {
+                self.lights.push(light);
+                self.lights.len() - 1
+            }
+        };
+        self.insert(due, Entry { key: due.key, seq, target: slot as u64 | LIGHT });
+    }
+
+    /// Queues a small value (below 2^62) that needs no slab: the entry carries it. Timers use
     /// it, so that a timer's firing touches no slab line that went cold while it waited.
     pub(crate) fn push_direct(&mut self, due: Due, value: u64) {
-        debug_assert!(value < DIRECT, "direct values are below 2^63");
+        debug_assert!(value < LIGHT, "direct values are below 2^62");
         let seq = self.next_seq;
         self.next_seq += 1;
         self.insert(due, Entry { key: due.key, seq, target: value | DIRECT });
@@ -223,14 +254,14 @@ impl<E> EventQueue<E> {
 
     /// The next event, whenever it is due.
     #[cfg(test)]
-    pub(crate) fn pop(&mut self) -> Option<(Due, Popped<E>)> {
+    pub(crate) fn pop(&mut self) -> Option<(Due, Popped<E, L>)> {
         self.pop_by(None)
     }
 
     /// [`EventQueue::pop`], if the next event is due by `until` (inclusive; the current instant
     /// always is).
     #[inline(always)]
-    pub(crate) fn pop_by(&mut self, until: Option<u64>) -> Option<(Due, Popped<E>)> {
+    pub(crate) fn pop_by(&mut self, until: Option<u64>) -> Option<(Due, Popped<E, L>)> {
         if self.current.is_empty() && self.fresh.is_empty() && self.overflow.is_empty() && !self.next_instant(until) {
             return None;
         }
@@ -251,6 +282,11 @@ impl<E> EventQueue<E> {
         let due = Due { micros: self.now, key: entry.key };
         if entry.target & DIRECT != 0 {
             return Some((due, Popped::Direct(entry.target & !DIRECT)));
+        }
+        if entry.target & LIGHT != 0 {
+            let slot = (entry.target & !LIGHT) as usize;
+            self.free_lights.push(slot);
+            return Some((due, Popped::Light(*self.lights.get(slot)?)));
         }
         let slot = entry.target as usize;
         self.free.push(slot);
@@ -284,6 +320,8 @@ impl<E> EventQueue<E> {
         self.fresh.clear();
         self.overflow.clear();
         self.free.clear();
+        self.lights.clear();
+        self.free_lights.clear();
         self.len = 0;
         self.events.drain(..).flatten().collect()
     }
@@ -368,11 +406,11 @@ fn insertion_sort_descending_bounded(run: &mut [Entry], mut budget: usize) -> bo
 mod tests {
     use super::*;
 
-    impl<E> EventQueue<E> {
+    impl<E, L: Copy> EventQueue<E, L> {
         fn pop_event(&mut self) -> Option<(Due, E)> {
             match self.pop()? {
                 (due, Popped::Event(e)) => Some((due, e)),
-                (_, Popped::Direct(_)) => None,
+                (_, Popped::Direct(_) | Popped::Light(_)) => None,
             }
         }
     }
@@ -408,7 +446,7 @@ mod tests {
 
     #[test]
     fn direct_values_interleave_with_events_in_order() {
-        let mut q = EventQueue::new();
+        let mut q: EventQueue<_, u64> = EventQueue::new();
         q.push(Due { micros: 2, key: 0 }, "event");
         q.push_direct(Due { micros: 1, key: 0 }, 77);
         q.push_direct(Due { micros: 3, key: 0 }, 99);
@@ -420,8 +458,26 @@ mod tests {
     }
 
     #[test]
+    fn light_events_interleave_with_the_others_and_reuse_their_slots() {
+        let mut q: EventQueue<&str, (u32, u64)> = EventQueue::new();
+        for round in 0..3u64 {
+            let at = round * 10;
+            q.push_light(Due { micros: at + 2, key: 5 }, (1, round));
+            q.push(Due { micros: at + 2, key: 5 }, "event");
+            q.push_direct(Due { micros: at + 1, key: 0 }, 77);
+            q.push_light(Due { micros: at + 2, key: 4 }, (2, round));
+            assert!(matches!(q.pop(), Some((_, Popped::Direct(77)))));
+            assert!(matches!(q.pop(), Some((_, Popped::Light((2, r)))) if r == round));
+            assert!(matches!(q.pop(), Some((_, Popped::Light((1, r)))) if r == round));
+            assert!(matches!(q.pop(), Some((_, Popped::Event("event")))));
+            assert!(q.pop().is_none());
+        }
+        assert_eq!((q.lights.len(), q.events.len()), (2, 1), "slots were reused");
+    }
+
+    #[test]
     fn pops_by_time_then_key_then_insertion() {
-        let mut q = EventQueue::new();
+        let mut q: EventQueue<_, u64> = EventQueue::new();
         q.push(Due { micros: 5, key: 1 }, "late");
         q.push(Due { micros: 1, key: 9 }, "early-high-key");
         q.push(Due { micros: 1, key: 2 }, "early-low-key-first");
@@ -433,7 +489,7 @@ mod tests {
 
     #[test]
     fn events_due_now_and_later_pop_in_one_order() {
-        let mut q = EventQueue::new();
+        let mut q: EventQueue<_, u64> = EventQueue::new();
         let mut rng = crate::rng::DetRng::from_seed(5);
         let mut popped = Vec::new();
         // Pushes at the current instant and later ones interleave with pops, as in a run.
@@ -461,7 +517,7 @@ mod tests {
         use std::collections::BTreeSet;
         for seed in 0..40u64 {
             let mut rng = crate::rng::DetRng::from_seed(seed);
-            let mut q = EventQueue::new();
+            let mut q: EventQueue<_, u64> = EventQueue::new();
             let mut reference = BTreeSet::new();
             let (mut now, mut seq) = (0u64, 0u64);
             for _ in 0..2000 {
@@ -473,10 +529,10 @@ mod tests {
                     };
                     let key = if seed % 2 == 0 { rng.next_u64() } else { rng.below(3) };
                     let due = Due { micros, key };
-                    if rng.below(2) == 0 {
-                        q.push(due, seq);
-                    } else {
-                        q.push_direct(due, seq);
+                    match rng.below(3) {
+                        0 => q.push(due, seq),
+                        1 => q.push_direct(due, seq),
+                        _ => q.push_light(due, seq),
                     }
                     reference.insert((micros.max(now), key, seq));
                     seq += 1;
@@ -488,7 +544,7 @@ mod tests {
                         _ => None,
                     };
                     let popped = q.pop_by(until).map(|(due, popped)| match popped {
-                        Popped::Event(v) | Popped::Direct(v) => (due.micros, due.key, v),
+                        Popped::Event(v) | Popped::Direct(v) | Popped::Light(v) => (due.micros, due.key, v),
                     });
                     assert_eq!(popped, expected, "seed {seed}, until {until:?}");
                     if let Some((micros, ..)) = expected {
@@ -500,7 +556,7 @@ mod tests {
             }
             while let Some(expected) = reference.pop_first() {
                 let popped = q.pop().map(|(due, popped)| match popped {
-                    Popped::Event(v) | Popped::Direct(v) => (due.micros, due.key, v),
+                    Popped::Event(v) | Popped::Direct(v) | Popped::Light(v) => (due.micros, due.key, v),
                 });
                 assert_eq!(popped, Some(expected), "seed {seed}");
             }
@@ -517,7 +573,7 @@ mod tests {
         use std::collections::BTreeSet;
         for seed in 0..4u64 {
             let mut rng = crate::rng::DetRng::from_seed(seed);
-            let mut q = EventQueue::new();
+            let mut q: EventQueue<_, u64> = EventQueue::new();
             let mut reference = BTreeSet::new();
             // A bucket at time 7, the instant of the burst.
             for seq in 0..100u64 {
@@ -525,9 +581,9 @@ mod tests {
                 q.push(Due { micros: 7, key }, seq);
                 reference.insert((7, key, seq));
             }
-            let check = |q: &mut EventQueue<u64>, reference: &mut BTreeSet<(u64, u64, u64)>| {
+            let check = |q: &mut EventQueue<u64, u64>, reference: &mut BTreeSet<(u64, u64, u64)>| {
                 let popped = q.pop().map(|(due, popped)| match popped {
-                    Popped::Event(v) | Popped::Direct(v) => (due.micros, due.key, v),
+                    Popped::Event(v) | Popped::Direct(v) | Popped::Light(v) => (due.micros, due.key, v),
                 });
                 assert_eq!(popped, reference.pop_first(), "seed {seed}");
             };
@@ -550,7 +606,7 @@ mod tests {
 
     #[test]
     fn slots_are_reused_and_events_kept_apart() {
-        let mut q = EventQueue::new();
+        let mut q: EventQueue<_, u64> = EventQueue::new();
         for round in 0..3u64 {
             for i in 0..4u64 {
                 q.push(Due { micros: round * 10 + i, key: 0 }, (round, i));

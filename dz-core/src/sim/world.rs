@@ -20,7 +20,7 @@ use std::task::{Wake, Waker};
 use crate::controller::{ErasedNode, ErasedNodeFuture, MachineController, NodeFactory, TaskFuture, TimerMessage};
 use crate::handle::{MachineHandle, Transport};
 use crate::ids::{MachineId, NodeId};
-use crate::parcel::Parcel;
+use crate::parcel::{InlineMessage, Parcel};
 use crate::rng::{BuildIdHasher, DetRng};
 use crate::security::{MachineSecret, NodeSecret, RecvLinks, SendLinks};
 
@@ -347,6 +347,19 @@ impl Event {
     }
 }
 
+/// The commonest event, kept apart from [`Event`] as plain data: a message within a machine,
+/// carried inline, sent through a handle issued for its sender, to a node found by slot on the
+/// sender's machine (a node never changes machine, so it is on it still when the message
+/// arrives). It goes in the queue's slab of light events, written and read field by field.
+#[derive(Clone, Copy)]
+pub(crate) struct LocalSend {
+    /// The sender's slot.
+    pub(crate) from: u32,
+    /// The receiver's slot.
+    pub(crate) to: u32,
+    pub(crate) message: InlineMessage,
+}
+
 /// A node on its way to the machine it is spawned on.
 pub(crate) struct SpawnEvent {
     pub(crate) from: NodeId,
@@ -419,7 +432,7 @@ pub(crate) struct World {
     pub(crate) seed: u64,
     pub(crate) now: u64,
     pub(crate) config: SimConfig,
-    pub(super) queue: EventQueue<Event>,
+    pub(super) queue: EventQueue<Event, LocalSend>,
     pub(super) sched_rng: DetRng,
     pub(super) latency_rng: DetRng,
     pub(super) ids_rng: DetRng,
@@ -731,6 +744,9 @@ impl World {
                     Some((node, message)) => (node, node, message, LocalChain::Timer, None),
                     None => continue,
                 },
+                Popped::Light(LocalSend { from, to, message }) => {
+                    (to as usize, from as usize, Parcel::Inline(message), LocalChain::Sender, None)
+                }
                 Popped::Event(Event::Deliver {
                     from,
                     to: Target::Slot(index),
