@@ -64,8 +64,8 @@
 //!
 //! Events due at one later instant wait unsorted in a bucket of their own, ordered once when
 //! their instant comes, by a counting pass over their keys and an insertion sort; an event due
-//! at the current instant is put in place, found by a binary search, among those pushed since
-//! the instant began, and a pop takes the lesser of the two.
+//! at the current instant is put in place among those pushed since the instant began, moving up
+//! from the end past those that run before it (a few), and a pop takes the lesser of the two.
 //!
 //! # Examples
 //!

@@ -77,10 +77,11 @@ const FRESH_MAX: usize = 256;
 /// due at the current instant. So the queue is a calendar: events due later are kept in buckets
 /// by their exact time, and a bucket is sorted once, when its time comes. An event pushed for the
 /// current instant while it runs goes into a second sorted vector, of those pushed since the
-/// instant began and not run yet (a few dozen at most, where the bucket may hold hundreds), at
-/// the place a binary search finds: its insertion number is the greatest yet, so it goes after
-/// every entry of its key or less, and only the entries due before it move (a copy of a few
-/// hundred bytes, cheaper than a heap's sifting). Past [`FRESH_MAX`] such entries (a handler that
+/// instant began and not run yet (a few dozen at most, where the bucket may hold hundreds), in
+/// its place: its insertion number is the greatest yet, so it goes after every entry of its key
+/// or less, and only the entries due before it move, one place each as it moves up past them
+/// from the end (a few on average, cheaper than a heap's sifting or a binary search's chain of
+/// loads). Past [`FRESH_MAX`] such entries (a handler that
 /// sends thousands of messages within its machine) the rest go to a heap. A pop takes the least
 /// of the two vectors' last entries and the heap's first, so the order is exactly (time, key,
 /// insertion).
@@ -192,8 +193,7 @@ impl<E, L: Copy> EventQueue<E, L> {
             if self.fresh.len() >= FRESH_MAX {
                 return self.overflow.push(Reverse(entry));
             }
-            let at = self.fresh.partition_point(|e| e.key > entry.key);
-            self.fresh.insert(at, entry);
+            self.fresh_insert(entry);
         } else {
             match &mut self.staged {
                 Some((micros, bucket)) if *micros == due.micros => bucket.push(entry),
@@ -205,6 +205,23 @@ impl<E, L: Copy> EventQueue<E, L> {
                 }
             }
         }
+    }
+
+    /// Puts `entry` in its place in `fresh`, found from the end, where the entries that run
+    /// next are: it goes last and moves up past each entry of a key no greater than its own.
+    /// Those are the entries that run before it, few on average (a fresh entry runs soon after
+    /// it is pushed, and more than half of them run next, moving past none), where a binary
+    /// search from the middle takes a chain of dependent loads every time.
+    #[inline(always)]
+    fn fresh_insert(&mut self, entry: Entry) {
+        let fresh = &mut self.fresh;
+        let mut at = fresh.len();
+        fresh.push(entry);
+        while at > 0 && fresh[at - 1].key <= entry.key {
+            fresh[at] = fresh[at - 1];
+            at -= 1;
+        }
+        fresh[at] = entry;
     }
 
     /// Moves the staged bucket into `later`.
