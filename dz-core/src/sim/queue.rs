@@ -35,10 +35,12 @@ const DIRECT: u64 = 1 << 63;
 /// Marks an entry that points into the slab of light events (see [`EventQueue::push_light`]).
 const LIGHT: u64 = 1 << 62;
 
-/// What [`EventQueue::pop`] gives back.
-pub(crate) enum Popped<E, L> {
-    /// An event pushed with [`EventQueue::push`].
-    Event(E),
+/// What [`EventQueue::pop`] gives back: small, so that a pop's common cases pass it in
+/// registers, where a whole event would be copied through memory on every pop.
+pub(crate) enum Popped<L> {
+    /// An event pushed with [`EventQueue::push`], still in its slot: take it with
+    /// [`EventQueue::take_event`].
+    Event(usize),
     /// A value pushed with [`EventQueue::push_direct`].
     Direct(u64),
     /// A light event pushed with [`EventQueue::push_light`].
@@ -271,14 +273,14 @@ impl<E, L: Copy> EventQueue<E, L> {
 
     /// The next event, whenever it is due.
     #[cfg(test)]
-    pub(crate) fn pop(&mut self) -> Option<(Due, Popped<E, L>)> {
+    pub(crate) fn pop(&mut self) -> Option<(Due, Popped<L>)> {
         self.pop_by(None)
     }
 
     /// [`EventQueue::pop`], if the next event is due by `until` (inclusive; the current instant
     /// always is).
     #[inline(always)]
-    pub(crate) fn pop_by(&mut self, until: Option<u64>) -> Option<(Due, Popped<E, L>)> {
+    pub(crate) fn pop_by(&mut self, until: Option<u64>) -> Option<(Due, Popped<L>)> {
         if self.current.is_empty() && self.fresh.is_empty() && self.overflow.is_empty() && !self.next_instant(until) {
             return None;
         }
@@ -305,10 +307,15 @@ impl<E, L: Copy> EventQueue<E, L> {
             self.free_lights.push(slot);
             return Some((due, Popped::Light(*self.lights.get(slot)?)));
         }
-        let slot = entry.target as usize;
+        Some((due, Popped::Event(entry.target as usize)))
+    }
+
+    /// The event in `slot`, as [`Popped::Event`] named it; its slot is free from now on.
+    #[inline(always)]
+    pub(crate) fn take_event(&mut self, slot: usize) -> Option<E> {
+        let event = self.events.get_mut(slot)?.take()?;
         self.free.push(slot);
-        let event = self.events[slot].take()?;
-        Some((due, Popped::Event(event)))
+        Some(event)
     }
 
     /// The least of the current bucket's, the fresh vector's and the overflow's next entries.
@@ -426,9 +433,21 @@ mod tests {
     impl<E, L: Copy> EventQueue<E, L> {
         fn pop_event(&mut self) -> Option<(Due, E)> {
             match self.pop()? {
-                (due, Popped::Event(e)) => Some((due, e)),
+                (due, Popped::Event(slot)) => Some((due, self.take_event(slot)?)),
                 (_, Popped::Direct(_) | Popped::Light(_)) => None,
             }
+        }
+    }
+
+    impl EventQueue<u64, u64> {
+        /// The next entry, whatever was pushed, as (time, key, value), if due by `until`.
+        fn pop_value(&mut self, until: Option<u64>) -> Option<(u64, u64, u64)> {
+            let (due, popped) = self.pop_by(until)?;
+            let value = match popped {
+                Popped::Event(slot) => self.take_event(slot)?,
+                Popped::Direct(v) | Popped::Light(v) => v,
+            };
+            Some((due.micros, due.key, value))
         }
     }
 
@@ -468,7 +487,7 @@ mod tests {
         q.push_direct(Due { micros: 1, key: 0 }, 77);
         q.push_direct(Due { micros: 3, key: 0 }, 99);
         assert!(matches!(q.pop(), Some((_, Popped::Direct(77)))));
-        assert!(matches!(q.pop(), Some((_, Popped::Event("event")))));
+        assert_eq!(q.pop_event().map(|(_, e)| e), Some("event"));
         assert!(matches!(q.pop(), Some((_, Popped::Direct(99)))));
         assert!(q.pop().is_none());
         assert_eq!(q.events.len(), 1, "direct values took no slab slot");
@@ -486,7 +505,7 @@ mod tests {
             assert!(matches!(q.pop(), Some((_, Popped::Direct(77)))));
             assert!(matches!(q.pop(), Some((_, Popped::Light((2, r)))) if r == round));
             assert!(matches!(q.pop(), Some((_, Popped::Light((1, r)))) if r == round));
-            assert!(matches!(q.pop(), Some((_, Popped::Event("event")))));
+            assert_eq!(q.pop_event().map(|(_, e)| e), Some("event"));
             assert!(q.pop().is_none());
         }
         assert_eq!((q.lights.len(), q.events.len()), (2, 1), "slots were reused");
@@ -560,9 +579,7 @@ mod tests {
                         Some(&(micros, ..)) if until.map_or(true, |u| micros <= u) => reference.pop_first(),
                         _ => None,
                     };
-                    let popped = q.pop_by(until).map(|(due, popped)| match popped {
-                        Popped::Event(v) | Popped::Direct(v) | Popped::Light(v) => (due.micros, due.key, v),
-                    });
+                    let popped = q.pop_value(until);
                     assert_eq!(popped, expected, "seed {seed}, until {until:?}");
                     if let Some((micros, ..)) = expected {
                         now = micros;
@@ -572,9 +589,7 @@ mod tests {
                 assert_eq!(q.peek_micros(), reference.first().map(|e| e.0), "seed {seed}");
             }
             while let Some(expected) = reference.pop_first() {
-                let popped = q.pop().map(|(due, popped)| match popped {
-                    Popped::Event(v) | Popped::Direct(v) | Popped::Light(v) => (due.micros, due.key, v),
-                });
+                let popped = q.pop_value(None);
                 assert_eq!(popped, Some(expected), "seed {seed}");
             }
             assert!(q.pop().is_none());
@@ -599,9 +614,7 @@ mod tests {
                 reference.insert((7, key, seq));
             }
             let check = |q: &mut EventQueue<u64, u64>, reference: &mut BTreeSet<(u64, u64, u64)>| {
-                let popped = q.pop().map(|(due, popped)| match popped {
-                    Popped::Event(v) | Popped::Direct(v) | Popped::Light(v) => (due.micros, due.key, v),
-                });
+                let popped = q.pop_value(None);
                 assert_eq!(popped, reference.pop_first(), "seed {seed}");
             };
             check(&mut q, &mut reference);

@@ -738,23 +738,32 @@ impl World {
             self.now = self.now.max(due.micros);
             self.stats.events += 1;
             // The common cases, kept small and in one path: a timer's message, or a message
-            // within a machine to a node found by slot when it was sent.
-            let (index, from, message, transport, machine) = match popped {
-                Popped::Direct(token) => match self.fire_timer(token) {
-                    Some((node, message)) => (node, node, message, LocalChain::Timer, None),
+            // within a machine to a node found by slot when it was sent. The message is written
+            // into `handling` at once, from where it is (an inline one word by word), and taken
+            // back only if its node cannot handle it now.
+            let (index, from, transport, machine) = match popped {
+                Popped::Direct(token) => match self.fire_timer(token, &mut handling.message) {
+                    Some(node) => (node, node, LocalChain::Timer, None),
                     None => continue,
                 },
                 Popped::Light(LocalSend { from, to, message }) => {
-                    (to as usize, from as usize, Parcel::Inline(message), LocalChain::Sender, None)
+                    handling.message = Some(Parcel::Inline(message));
+                    (to as usize, from as usize, LocalChain::Sender, None)
                 }
-                Popped::Event(Event::Deliver {
-                    from,
-                    to: Target::Slot(index),
-                    machine,
-                    payload: Payload::Local(message, transport),
-                }) => (index, from as usize, message, transport, Some(machine as usize)),
-                Popped::Event(event) => match self.on_other_event(event, handling) {
-                    Some(work) => return handling.set_work(work),
+                Popped::Event(slot) => match self.queue.take_event(slot) {
+                    Some(Event::Deliver {
+                        from,
+                        to: Target::Slot(index),
+                        machine,
+                        payload: Payload::Local(message, transport),
+                    }) => {
+                        handling.message = Some(message);
+                        (index, from as usize, transport, Some(machine as usize))
+                    }
+                    Some(event) => match self.on_other_event(event, handling) {
+                        Some(work) => return handling.set_work(work),
+                        None => continue,
+                    },
                     None => continue,
                 },
             };
@@ -763,6 +772,7 @@ impl World {
             let on_its_machine = machine.map_or(true, |m| m == slot.machine);
             if !on_its_machine || !matches!(slot.state, NodeState::Idle(_)) {
                 // Busy, gone, or elsewhere: the message waits in the mailbox, or is dropped.
+                let Some(message) = handling.message.take() else { unreachable!("written just above") };
                 let payload = Payload::Local(message, transport);
                 match self.deliver_elsewhere(index, from, machine, payload, handling) {
                     Some(work) => return handling.set_work(work),
@@ -778,9 +788,11 @@ impl World {
             handling.rng = slot.rng.clone();
             handling.lent_rng = true;
             let to_hash = slot.hash;
-            let (name, name_hash) = message.name_and_hash();
+            let (name, name_hash) = match &handling.message {
+                Some(message) => message.name_and_hash(),
+                None => unreachable!("written above"),
+            };
             handling.node = Some(node);
-            handling.message = Some(message);
             handling.via = match transport {
                 LocalChain::Timer => HandlerChain::None,
                 LocalChain::Sender => HandlerChain::Slot(from),
@@ -1015,11 +1027,11 @@ impl World {
         Some(message)
     }
 
-    /// Fires the timer `token`: its node's slot and the message to deliver, found with one
-    /// look-up in the timer table. A node's timers are not unlinked when it ends: they are
-    /// dropped here, when they come due and find their node gone.
+    /// Fires the timer `token`: writes the message to deliver into `message` and returns its
+    /// node's slot, found with one look-up in the timer table. A node's timers are not unlinked
+    /// when it ends: they are dropped here, when they come due and find their node gone.
     #[inline(always)]
-    fn fire_timer(&mut self, token: u64) -> Option<(usize, Parcel)> {
+    fn fire_timer(&mut self, token: u64, message: &mut Option<Parcel>) -> Option<usize> {
         let index = self.timers.locate(token)?;
         let (node, once) = match self.timers.at_mut(index)? {
             TimerSlot { node, message: TimerMessage::Once(_) } => (*node, true),
@@ -1029,16 +1041,26 @@ impl World {
             self.timers.remove_at(index);
             return None;
         }
-        let message = if once {
-            match self.timers.remove_at(index)?.message {
-                TimerMessage::Once(message) => message,
-                TimerMessage::Every { .. } => return None,
+        if once {
+            // An inline message is copied out word by word and its slot emptied in place; any
+            // other is moved out with its slot.
+            let timer = &mut self.timers.slots[index].1;
+            if let Some(TimerSlot { message: TimerMessage::Once(Parcel::Inline(inline)), .. }) = timer {
+                let (kind, word) = (inline.kind(), inline.word());
+                *timer = None;
+                self.timers.free.push(index as u32);
+                *message = Some(Parcel::Inline(InlineMessage::new(kind, word)));
+            } else {
+                match self.timers.remove_at(index)?.message {
+                    TimerMessage::Once(once) => *message = Some(once),
+                    TimerMessage::Every { .. } => return None,
+                }
             }
         } else {
-            self.fire_periodic(index, token)?
-        };
+            *message = Some(self.fire_periodic(index, token)?);
+        }
         self.nodes.slots[node].stats.sent += 1;
-        Some((node, message))
+        Some(node)
     }
 
     fn start_node(&mut self, from: NodeId, id: NodeId, machine: usize, node: SpawnPayload) -> Option<Work> {
