@@ -200,10 +200,12 @@ impl<E, L: Copy> EventQueue<E, L> {
             match &mut self.staged {
                 Some((micros, bucket)) if *micros == due.micros => bucket.push(entry),
                 _ => {
+                    // The new bucket goes in place first and takes the entry there: pushed to
+                    // on the stack, it was read back in other sizes than written, a stall on
+                    // every message between machines.
                     self.unstage();
-                    let mut bucket = self.spare.pop().unwrap_or_default();
-                    bucket.push(entry);
-                    self.staged = Some((due.micros, bucket));
+                    let bucket = self.spare.pop().unwrap_or_default();
+                    self.staged.insert((due.micros, bucket)).1.push(entry);
                 }
             }
         }
