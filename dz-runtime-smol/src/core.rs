@@ -526,12 +526,17 @@ thread_local! {
 /// How many ids in a row one thread makes for one shard.
 ///
 /// A spawn writes a slot and a table entry in its id's shard; ids that name one shard for a run
-/// let those writes follow each other through one slab and one table. A loop of 100,000 spawns
-/// ran about 14% faster with runs of 64 than with shards at random, and 2% faster again with
-/// runs of 256. Longer runs put more of one thread's nodes behind one lock, which two workers
-/// may then both want: bench P (200 nodes spawned in a row, run by two workers) scaled alike with
-/// runs of 64 and of 256 (186-192% of one worker's throughput, either way).
-const SHARD_RUN: u32 = 256;
+/// let those writes follow each other through one slab and one table, which stay in the cache
+/// for the run. A loop of 100,000 spawns ran about 14% faster with runs of 64 than with shards at
+/// random, and 5% faster again with runs of 2,048 than of 256 (a shard's table, about 1,600
+/// entries at that size, is then mostly made within one run; with shorter runs it has gone cold
+/// by the time the thread comes back to it).
+///
+/// The price: up to 2,048 nodes one thread spawns in a row share a lock, which workers running
+/// many of them at once take in turn. Bench P (200 nodes spawned in a row, so one shard with
+/// runs of 256 too, run by two workers) scales as before; a machine with many more cores than
+/// this one's two, running thousands of nodes spawned by one thread, may want shorter runs.
+const SHARD_RUN: u32 = 2048;
 
 /// The ids of one thread: 11 random characters from a `fastrand` generator seeded from the OS,
 /// and a last character that names the shard of the current run ([`SHARD_RUN`] ids, then the

@@ -63,9 +63,9 @@
 //!   table of 4-byte slot numbers to find them by id, all split over 64 shards
 //!   by the id's last character, each behind its own lock. There is no executor task and no
 //!   channel per node. An idle node whose state is one `u64`, with one handle to it held, costs
-//!   about 122 bytes: the 48-byte slot, the state's 32-byte allocation, its table entry and the
+//!   about 120 bytes: the 48-byte slot, the state's 32-byte allocation, its table entry and the
 //!   32-byte handle. A spawn takes one lock (its shard's) and no other atomic operation: an
-//!   unseeded machine draws the id from a per-thread generator that ends 256 ids in a row with
+//!   unseeded machine draws the id from a per-thread generator that ends 2,048 ids in a row with
 //!   one shard's character (so a spawn loop fills one slab and one table at a time), the spawn
 //!   count sits beside the shard's lock, and a loop of spawns shares one transport for its
 //!   handles.
