@@ -83,10 +83,9 @@ const FRESH_MAX: usize = 256;
 /// its place: its insertion number is the greatest yet, so it goes after every entry of its key
 /// or less, and only the entries due before it move, one place each as it moves up past them
 /// from the end (a few on average, cheaper than a heap's sifting or a binary search's chain of
-/// loads). Past [`FRESH_MAX`] such entries (a handler that
-/// sends thousands of messages within its machine) the rest go to a heap. A pop takes the least
-/// of the two vectors' last entries and the heap's first, so the order is exactly (time, key,
-/// insertion).
+/// loads). Past [`FRESH_MAX`] such entries (a handler that sends thousands of messages within
+/// its machine) the rest go to a heap. A pop takes the least of the two vectors' last entries
+/// and the heap's first, so the order is exactly (time, key, insertion).
 pub(crate) struct EventQueue<E, L = ()> {
     /// Later events, by time; each bucket unsorted until its time comes.
     later: BTreeMap<u64, Vec<Entry>>,
