@@ -185,9 +185,9 @@ impl Core {
         LAST_ISSUED.with(|last| {
             let mut last = last.borrow_mut();
             if let Some((issued_type, transport)) = last.as_ref() {
+                // One node type's name is one `&'static str`: the address settles it at once.
                 // The kept transport holds this machine's address, so the pointer cannot be
                 // another machine's that reuses the memory.
-                // One node type's name is one `&'static str`: the address settles it at once.
                 if (std::ptr::eq(*issued_type, node_type) || *issued_type == node_type)
                     && Arc::ptr_eq(transport.shared_address(), self.handle.shared_address())
                     && transport.chain().first() == Some(holder)

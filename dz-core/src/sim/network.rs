@@ -45,7 +45,21 @@ impl World {
         if self.machines[from_machine].handle.id() != to.machine_id() {
             return self.send_away(from_machine, (sender, from), to, message);
         }
-        let (target, to_hash) = match self.nodes.find_receiver(sender, to.id()) {
+        let receiver = self.nodes.find_receiver(sender, to.id());
+        self.queue_local(from_machine, (sender, from), (to, receiver), message);
+    }
+
+    /// Queues `message` from slot `sender` (node `from`) to `to`, on the sender's machine, as an
+    /// event: to the receiver's slot if the send found it, else by id (looked up on arrival).
+    #[inline(always)]
+    fn queue_local(
+        &mut self,
+        from_machine: usize,
+        (sender, from): (usize, &NodeId),
+        (to, receiver): (&crate::RawHandle, Option<usize>),
+        message: Parcel,
+    ) {
+        let (target, to_hash) = match receiver {
             Some(index) => (Target::Slot(index), self.nodes.slots[index].hash),
             None => (Target::Id(Box::new(to.id().clone())), to.id().stable_hash()),
         };
@@ -72,21 +86,16 @@ impl World {
         if self.machines[from_machine].handle.id() != to.machine_id() {
             return self.send_away(from_machine, (sender, from), to, Parcel::Inline(message));
         }
-        let (target, to_hash) = match self.nodes.find_receiver(sender, to.id()) {
-            Some(index) => {
-                let receiver = &self.nodes.slots[index];
-                if receiver.machine == from_machine && matches!(to.transport().chain(), [only] if only == from) {
-                    let due = self.due_on_hashed_link((self.nodes.slots[sender].hash, receiver.hash), self.now);
-                    let light = LocalSend { from: sender as u32, to: index as u32, message };
-                    return self.queue.push_light(due, light);
-                }
-                (Target::Slot(index), receiver.hash)
+        let receiver = self.nodes.find_receiver(sender, to.id());
+        if let Some(index) = receiver {
+            let slot = &self.nodes.slots[index];
+            if slot.machine == from_machine && matches!(to.transport().chain(), [only] if only == from) {
+                let due = self.due_on_hashed_link((self.nodes.slots[sender].hash, slot.hash), self.now);
+                let light = LocalSend { from: sender as u32, to: index as u32, message };
+                return self.queue.push_light(due, light);
             }
-            None => (Target::Id(Box::new(to.id().clone())), to.id().stable_hash()),
-        };
-        let payload = Payload::Local(Parcel::Inline(message), LocalChain::of(to.transport(), from));
-        let due = self.due_on_hashed_link((self.nodes.slots[sender].hash, to_hash), self.now);
-        self.queue.push(due, Event::deliver(sender, target, from_machine, payload));
+        }
+        self.queue_local(from_machine, (sender, from), (to, receiver), Parcel::Inline(message));
     }
 
     /// [`World::send`] to a node its handle places on another machine.

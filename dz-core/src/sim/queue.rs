@@ -141,50 +141,31 @@ impl<E, L: Copy> EventQueue<E, L> {
 
     #[inline(always)]
     pub(crate) fn push(&mut self, due: Due, event: E) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.events[slot] = Some(event);
-                slot
-            }
-            None => {
-                self.events.push(Some(event));
-                self.events.len() - 1
-            }
-        };
-        self.insert(due, Entry { key: due.key, seq, target: slot as u64 });
+        let slot = put_in_slab(&mut self.events, &mut self.free, Some(event));
+        self.insert(due, slot as u64);
     }
 
     /// Queues a light event: one that is plain data ([`Copy`]), kept in a slab of its own.
     #[inline(always)]
     pub(crate) fn push_light(&mut self, due: Due, light: L) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let slot = match self.free_lights.pop() {
-            Some(slot) => {
-                self.lights[slot] = light;
-                slot
-            }
-            None => {
-                self.lights.push(light);
-                self.lights.len() - 1
-            }
-        };
-        self.insert(due, Entry { key: due.key, seq, target: slot as u64 | LIGHT });
+        let slot = put_in_slab(&mut self.lights, &mut self.free_lights, light);
+        self.insert(due, slot as u64 | LIGHT);
     }
 
     /// Queues a small value (below 2^62) that needs no slab: the entry carries it. Timers use
     /// it, so that a timer's firing touches no slab line that went cold while it waited.
     pub(crate) fn push_direct(&mut self, due: Due, value: u64) {
         debug_assert!(value < LIGHT, "direct values are below 2^62");
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.insert(due, Entry { key: due.key, seq, target: value | DIRECT });
+        self.insert(due, value | DIRECT);
     }
 
+    /// Files an entry for `target` (a slab index, or a value or light index with its mark),
+    /// due at `due`, under the next insertion number.
     #[inline(always)]
-    fn insert(&mut self, due: Due, entry: Entry) {
+    fn insert(&mut self, due: Due, target: u64) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entry = Entry { key: due.key, seq, target };
         self.len += 1;
         if due.micros <= self.now {
             // Greatest first: the entry goes after every entry that sorts above it, before the
@@ -401,6 +382,22 @@ fn order_bucket(bucket: &mut Vec<Entry>, scratch: &mut Vec<Entry>, bins: &mut Ve
         scratch.sort_unstable_by_key(|e| std::cmp::Reverse((e.key, e.seq)));
     }
     std::mem::swap(bucket, scratch);
+}
+
+/// Puts `value` in a free slot of `slab` (the last freed one) or a new one at its end, and gives
+/// the slot's index.
+#[inline(always)]
+fn put_in_slab<T>(slab: &mut Vec<T>, free: &mut Vec<usize>, value: T) -> usize {
+    match free.pop() {
+        Some(slot) => {
+            slab[slot] = value;
+            slot
+        }
+        None => {
+            slab.push(value);
+            slab.len() - 1
+        }
+    }
 }
 
 /// Sorts a few entries by (key, insertion number), greatest first.

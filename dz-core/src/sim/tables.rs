@@ -208,6 +208,16 @@ impl TimerTable {
         Some(timer)
     }
 
+    /// Empties slot `index` (found with [`TimerTable::locate`]) where it is, its timer dropped
+    /// in place rather than moved out (for a timer whose message the caller has read already).
+    #[inline(always)]
+    pub(super) fn clear_at(&mut self, index: usize) {
+        if let Some((_, timer @ Some(_))) = self.slots.get_mut(index) {
+            *timer = None;
+            self.free.push(index as u32);
+        }
+    }
+
     pub(super) fn drain(&mut self) -> impl Iterator<Item = TimerSlot> + '_ {
         self.free.clear();
         self.slots.drain(..).filter_map(|(_, t)| t)

@@ -1044,11 +1044,11 @@ impl World {
         if once {
             // An inline message is copied out word by word and its slot emptied in place; any
             // other is moved out with its slot.
-            let timer = &mut self.timers.slots[index].1;
-            if let Some(TimerSlot { message: TimerMessage::Once(Parcel::Inline(inline)), .. }) = timer {
+            if let Some(TimerSlot { message: TimerMessage::Once(Parcel::Inline(inline)), .. }) =
+                self.timers.at_mut(index)
+            {
                 let (kind, word) = (inline.kind(), inline.word());
-                *timer = None;
-                self.timers.free.push(index as u32);
+                self.timers.clear_at(index);
                 *message = Some(Parcel::Inline(InlineMessage::new(kind, word)));
             } else {
                 match self.timers.remove_at(index)?.message {
