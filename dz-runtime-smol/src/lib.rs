@@ -64,11 +64,11 @@
 //!   by the id's last character, each behind its own lock. There is no executor task and no
 //!   channel per node. An idle node whose state is one `u64`, with one handle to it held, costs
 //!   about 120 bytes: the 48-byte slot, the state's 32-byte allocation, its table entry and the
-//!   32-byte handle. A spawn takes one lock (its shard's) and no other atomic operation: an
-//!   unseeded machine draws the id from a per-thread generator that ends 2,048 ids in a row with
-//!   one shard's character (so a spawn loop fills one slab and one table at a time), the spawn
-//!   count sits beside the shard's lock, and a loop of spawns shares one transport for its
-//!   handles.
+//!   32-byte handle. A spawn takes one lock (its shard's) and one other atomic operation, the
+//!   reference count of the transport a loop of spawns shares for its handles: an unseeded
+//!   machine draws the id from a per-thread generator, with no lock, that ends 2,048 ids in a
+//!   row with one shard's character (so a spawn loop fills one slab and one table at a time),
+//!   and the spawn count sits beside the shard's lock.
 //! - **Scheduling**: a node with work (its `started` hook, mail, a woken `async` handler, a stop
 //!   request) is put once on the machine's run queue; a node without a `started` hook is idle
 //!   from its spawn and costs the run queue nothing until its first message. Worker threads
